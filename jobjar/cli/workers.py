@@ -1,0 +1,73 @@
+"""``start_worker``, ``stop_worker``, ``pause_worker`` and ``unpause_worker``."""
+
+from __future__ import annotations
+
+import sys
+
+from .common import Parser, run
+
+
+def start_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``start_worker``."""
+    p = Parser("start_worker", "Start a worker that claims jobs of this node's category, the "
+               "given categories\n(else JJ_CATEGORIES), then uncategorized jobs. Prints the "
+               "worker's directory name.", "start_worker LINUX AMD_OPTERON")
+    p.add_argument("--foreground", action="store_true",
+                   help="run in this process (for systemd, a terminal or a pilot job)")
+    p.add_argument("categories", nargs="*", help="categories to claim, in order")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        from ..launch import start_worker
+
+        if args.foreground:
+            from ..config import load
+
+            sys.stdout.write(f"{load().node}.{__import__('os').getpid()}\n")
+            sys.stdout.flush()
+        name = start_worker(args.categories, foreground=args.foreground)
+        if not args.foreground:
+            print(name)
+        return 0
+
+    return run("start_worker", body)
+
+
+def _control_main(action: str, argv: list[str] | None) -> int:
+    prog = f"{action}_worker"
+    verb = {"stop": "Stop", "pause": "Pause", "unpause": "Unpause"}[action]
+    p = Parser(prog, f"{verb} workers between jobs. Targets: 'all' (every existing worker), "
+               "node names,\nand worker directory names (node.pid), mixed freely.",
+               f"{prog} rain flower.13764 meadow")
+    p.add_argument("targets", nargs="+", help="all | NODE | NODE.PID")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        from .. import control
+
+        try:
+            workers = getattr(control, f"{action}_workers")(*args.targets)
+        except control.NoSuchTarget as exc:
+            for worker in exc.handled:
+                print(f"{action}: {worker}")
+            raise
+        for worker in workers:
+            print(f"{action}: {worker}")
+        return 0
+
+    return run(prog, body)
+
+
+def stop_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``stop_worker``."""
+    return _control_main("stop", argv)
+
+
+def pause_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``pause_worker``."""
+    return _control_main("pause", argv)
+
+
+def unpause_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``unpause_worker``."""
+    return _control_main("unpause", argv)

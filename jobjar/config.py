@@ -1,0 +1,265 @@
+"""Configuration: INI files, the environment and Python setters, in that order.
+
+Sources, later ones winning:
+
+1. the global ``config.ini`` of the installation (the checkout's top directory,
+   or ``<prefix>/etc/jobjar/config.ini`` for an installed package);
+2. the personal file, ``$JJ_CONFIG_FILE`` or ``~/.jobjar/config.ini``;
+3. ``JJ_*`` environment variables;
+4. values set from Python with the ``set_*`` functions.
+
+The loaded configuration is cached and re-read whenever a relevant
+environment variable or a Python setting changes, so long-lived programs and
+tests that change the environment always see the current values.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError, JobJarError
+from .naming import check_word, default_node
+
+SECTION = "[Job Jar]"
+
+#: name -> (kind, default).  ``None`` defaults are derived at load time.
+PARAMETERS: dict[str, tuple[str, object]] = {
+    "JJ_HOME": ("path", None),
+    "JJ_WORKER_HOME": ("path", None),
+    "JJ_PAUSE_TIME": ("seconds", 60.0),
+    "JJ_MAX_WORKERS": ("count", 4),
+    "JJ_CATEGORIES": ("list", ()),
+    "JJ_NODE": ("word", None),
+    "JJ_MAX_RECOVERIES": ("count", 3),
+    "JJ_KILL_GRACE": ("seconds", 10.0),
+    "JJ_HEARTBEAT": ("seconds", 30.0),
+    "JJ_ALLOW_ROOT": ("bool", False),
+}
+#: Parameters that cannot be set from Python (the guide says so for this one).
+NOT_FROM_PYTHON = {"JJ_MAX_WORKERS"}
+
+_overrides: dict[str, object] = {}
+_cache: tuple[tuple, Config] | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved configuration of one program run."""
+
+    home: Path
+    worker_home: Path
+    pause_time: float
+    max_workers: int
+    categories: tuple[str, ...]
+    node: str
+    max_recoveries: int
+    kill_grace: float
+    heartbeat: float
+    allow_root: bool
+    sources: tuple[str, ...] = ()
+
+
+def install_dir() -> Path:
+    """The installation directory whose ``config.ini`` is the global file."""
+    top = Path(__file__).resolve().parent.parent
+    if (top / "bin" / "start_worker").exists():
+        return top
+    return Path(sys.prefix) / "etc" / "jobjar"
+
+
+def default_home() -> Path:
+    """Where the jar lives when nothing says otherwise: ``~/jobjar``.
+
+    Never inside the installed package, which may be read-only or replaced
+    by an upgrade.
+    """
+    return Path(os.path.expanduser("~")) / "jobjar"
+
+
+def personal_file() -> Path:
+    """``$JJ_CONFIG_FILE`` if set, else ``~/.jobjar/config.ini``."""
+    env = os.environ.get("JJ_CONFIG_FILE")
+    if env:
+        path = Path(os.path.expanduser(env))
+        if not path.is_absolute():
+            raise ConfigError(f"JJ_CONFIG_FILE must be an absolute path, not {env!r}")
+        return path
+    return Path(os.path.expanduser("~")) / ".jobjar" / "config.ini"
+
+
+def parse_ini(path: Path) -> dict[str, str]:
+    """Read one Job Jar INI file into raw ``name -> value`` strings.
+
+    A missing file is empty; an unreadable or malformed one is an error that
+    names the file and the line.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (invalid UTF-8)") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: not a text file (contains NUL bytes)")
+    values: dict[str, str] = {}
+    seen_section = False
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if not seen_section:
+            if line != SECTION:
+                raise ConfigError(f"{path}:{number}: the first line must be {SECTION}, not {line!r}")
+            seen_section = True
+            continue
+        cut = min((i for i in (line.find(":"), line.find("=")) if i > 0), default=-1)
+        if cut < 0:
+            raise ConfigError(f"{path}:{number}: expected 'name: value', got {line!r}")
+        name, value = line[:cut].strip(), line[cut + 1 :].strip()
+        if name not in PARAMETERS:
+            print(f"jobjar: warning: {path}:{number}: unknown parameter {name!r} ignored",
+                  file=sys.stderr)
+            continue
+        values[name] = value
+    if not seen_section:
+        raise ConfigError(f"{path}: empty configuration file (no {SECTION} line)")
+    return values
+
+
+def convert(name: str, value: object) -> object:
+    """Check and convert one parameter value; errors name the parameter."""
+    kind = PARAMETERS[name][0]
+    text = str(value).strip() if not isinstance(value, (list, tuple)) else value
+    try:
+        if kind == "path":
+            path = Path(os.path.expanduser(str(text)))
+            if not str(text) or not path.is_absolute():
+                raise ValueError("must be an absolute path")
+            return path
+        if kind == "seconds":
+            number = float(text)
+            if not (number >= 0) or number == float("inf"):
+                raise ValueError("must be a non-negative number of seconds")
+            return number
+        if kind == "count":
+            if isinstance(value, bool) or not str(text).lstrip("+").isdigit():
+                raise ValueError("must be a non-negative integer")
+            return int(text)
+        if kind == "bool":
+            lowered = str(text).lower()
+            if lowered in ("1", "yes", "true", "on"):
+                return True
+            if lowered in ("0", "no", "false", "off", ""):
+                return False
+            raise ValueError("must be yes or no")
+        if kind == "list":
+            words = text if isinstance(text, (list, tuple)) else text.replace(",", " ").split()
+            return tuple(check_word("category", w) for w in words)
+        return check_word("node name", str(text))
+    except (ValueError, JobJarError) as exc:
+        raise ConfigError(f"{name}: bad value {value!r}: {exc}") from None
+
+
+def _env_key() -> tuple:
+    keys = ("HOME", "JJ_CONFIG_FILE", *PARAMETERS)
+    return tuple(os.environ.get(k) for k in keys) + (tuple(sorted(_overrides.items())),)
+
+
+def load() -> Config:
+    """Return the current configuration, re-reading it only when needed."""
+    global _cache
+    key = _env_key()
+    if _cache is not None and _cache[0] == key:
+        return _cache[1]
+    raw: dict[str, object] = {}
+    sources = []
+    for path in (install_dir() / "config.ini", personal_file()):
+        found = parse_ini(path)
+        if found:
+            sources.append(str(path))
+        raw.update(found)
+    raw.update({k: os.environ[k] for k in PARAMETERS if os.environ.get(k, "") != ""})
+    raw.update(_overrides)
+    values = {name: convert(name, v) for name, v in raw.items()}
+    home = values.get("JJ_HOME") or default_home()
+    config = Config(
+        home=home,
+        worker_home=values.get("JJ_WORKER_HOME") or home / "workers",
+        pause_time=values.get("JJ_PAUSE_TIME", PARAMETERS["JJ_PAUSE_TIME"][1]),
+        max_workers=values.get("JJ_MAX_WORKERS", PARAMETERS["JJ_MAX_WORKERS"][1]),
+        categories=values.get("JJ_CATEGORIES", ()),
+        node=values.get("JJ_NODE") or check_word("node name", default_node()),
+        max_recoveries=values.get("JJ_MAX_RECOVERIES", PARAMETERS["JJ_MAX_RECOVERIES"][1]),
+        kill_grace=values.get("JJ_KILL_GRACE", PARAMETERS["JJ_KILL_GRACE"][1]),
+        heartbeat=values.get("JJ_HEARTBEAT", PARAMETERS["JJ_HEARTBEAT"][1]),
+        allow_root=values.get("JJ_ALLOW_ROOT", False),
+        sources=tuple(sources),
+    )
+    _cache = (key, config)
+    return config
+
+
+def set_parameter(name: str, value: object) -> None:
+    """Set a parameter from Python; it wins over files and the environment."""
+    if name not in PARAMETERS or name in NOT_FROM_PYTHON:
+        raise JobJarError(f"{name} cannot be set from Python")
+    if value is None:
+        _overrides.pop(name, None)
+        return
+    convert(name, value)  # validate now, so the mistake is reported here
+    _overrides[name] = value
+
+
+def overrides_as_env() -> dict[str, str]:
+    """Python settings as environment variables, for programs we start."""
+    out = {}
+    for name, value in _overrides.items():
+        out[name] = " ".join(value) if isinstance(value, (list, tuple)) else str(value)
+    return out
+
+
+def set_home(path: str | os.PathLike) -> None:
+    """Set ``JJ_HOME``, the parent of the job directories."""
+    set_parameter("JJ_HOME", str(path))
+
+
+def get_home() -> Path:
+    """Return ``JJ_HOME``."""
+    return load().home
+
+
+def set_worker_home(path: str | os.PathLike) -> None:
+    """Set ``JJ_WORKER_HOME``, the parent of the worker directories."""
+    set_parameter("JJ_WORKER_HOME", str(path))
+
+
+def get_worker_home() -> Path:
+    """Return ``JJ_WORKER_HOME``."""
+    return load().worker_home
+
+
+def set_pause_time(seconds: float) -> None:
+    """Set ``JJ_PAUSE_TIME``, the base sleep of idle or paused workers."""
+    set_parameter("JJ_PAUSE_TIME", seconds)
+
+
+def get_pause_time() -> float:
+    """Return ``JJ_PAUSE_TIME`` in seconds."""
+    return load().pause_time
+
+
+def set_categories(categories: list[str] | tuple[str, ...] | str) -> None:
+    """Set ``JJ_CATEGORIES``, the ordered categories workers check."""
+    set_parameter("JJ_CATEGORIES", categories)
+
+
+def get_categories() -> tuple[str, ...]:
+    """Return ``JJ_CATEGORIES`` as a tuple."""
+    return load().categories

@@ -1,0 +1,125 @@
+"""Control files: STOP, PAUSE (per worker) and STOP_ALL, PAUSE_ALL (everyone).
+
+Workers look for these files between jobs; commands and the Python API only
+create and remove them, so ``touch`` and ``rm`` do exactly the same.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import JobJarError
+from .layout import PAUSE, PAUSE_ALL, STOP, STOP_ALL, Jar
+from .naming import split_worker_name
+
+
+def _touch(path: Path) -> None:
+    with open(path, "a"):
+        pass
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def resolve_targets(jar: Jar, targets: tuple[str, ...] | list[str]) -> tuple[list[str], list[str]]:
+    """Expand ``all``, node names and ``node.pid`` names into worker directories.
+
+    Returns ``(workers, unmatched)``: every worker directory named, and the
+    targets that matched none.  A name is a worker directory if one exists
+    with that name; otherwise it is a node name (node names may contain dots,
+    which is why a directory name is split at its last dot).
+    """
+    existing = jar.workers()
+    chosen: list[str] = []
+    unmatched: list[str] = []
+    for target in targets:
+        if target == "all":
+            found = existing
+        elif target in existing:
+            found = [target]
+        else:
+            found = [w for w in existing if split_worker_name(w)[0] == target]
+        if not found:
+            unmatched.append(target)
+        chosen.extend(w for w in found if w not in chosen)
+    return chosen, unmatched
+
+
+def _apply(action: str, targets: tuple[str, ...], jar: Jar | None) -> list[str]:
+    jar = jar or Jar.from_config()
+    if not targets:
+        raise JobJarError("name at least one target: all, a node, or a worker (node.pid)")
+    workers, unmatched = resolve_targets(jar, targets)
+    for worker in workers:
+        wdir = jar.worker_dir(worker)
+        if action == "unpause":
+            _remove(wdir / PAUSE)
+        else:
+            _touch(wdir / (STOP if action == "stop" else PAUSE))
+    if unmatched:
+        raise NoSuchTarget(unmatched, workers)
+    return workers
+
+
+class NoSuchTarget(JobJarError):
+    """Some targets matched no worker; the others were handled."""
+
+    def __init__(self, unmatched: list[str], handled: list[str]) -> None:
+        self.unmatched, self.handled = unmatched, handled
+        super().__init__("no worker matches: " + ", ".join(unmatched))
+
+
+def stop_workers(*targets: str, jar: Jar | None = None) -> list[str]:
+    """Write STOP into each targeted worker's directory; return the workers."""
+    return _apply("stop", targets, jar)
+
+
+def pause_workers(*targets: str, jar: Jar | None = None) -> list[str]:
+    """Write PAUSE into each targeted worker's directory; return the workers."""
+    return _apply("pause", targets, jar)
+
+
+def unpause_workers(*targets: str, jar: Jar | None = None) -> list[str]:
+    """Remove PAUSE from each targeted worker's directory; return the workers."""
+    return _apply("unpause", targets, jar)
+
+
+def _global(name: str, present: bool, jar: Jar | None) -> None:
+    jar = jar or Jar.from_config()
+    os.makedirs(jar.worker_home, exist_ok=True)
+    (_touch if present else _remove)(jar.worker_home / name)
+
+
+def stop_all(jar: Jar | None = None) -> None:
+    """Create STOP_ALL: every worker, old or new, exits between jobs."""
+    _global(STOP_ALL, True, jar)
+
+
+def pause_all(jar: Jar | None = None) -> None:
+    """Create PAUSE_ALL: every worker, old or new, pauses between jobs."""
+    _global(PAUSE_ALL, True, jar)
+
+
+def unpause_all(jar: Jar | None = None) -> None:
+    """Remove PAUSE_ALL."""
+    _global(PAUSE_ALL, False, jar)
+
+
+def unstop_all(jar: Jar | None = None) -> None:
+    """Remove STOP_ALL, so that new workers run again."""
+    _global(STOP_ALL, False, jar)
+
+
+def is_stopped(jar: Jar, worker_dir: Path) -> bool:
+    """Should this worker exit?"""
+    return os.path.exists(worker_dir / STOP) or os.path.exists(jar.worker_home / STOP_ALL)
+
+
+def is_paused(jar: Jar, worker_dir: Path) -> bool:
+    """Should this worker pause?"""
+    return os.path.exists(worker_dir / PAUSE) or os.path.exists(jar.worker_home / PAUSE_ALL)

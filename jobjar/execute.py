@@ -1,0 +1,186 @@
+"""Running one job: environment, output files, the wait, and the kill path.
+
+The job runs with no arguments in its scratch directory, in a session and
+process group of its own, with standard input from ``/dev/null`` and its
+output going straight to files (the worker never reads it, so its memory
+stays flat however much a job prints).  While it runs, the worker wakes at
+least once a second to refresh its heartbeat and to look for a cancel
+request; a timeout or a cancel sends SIGTERM to the whole process group (and
+to any descendant that left it), then SIGKILL after ``JJ_KILL_GRACE``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+#: How often a running job's worker looks for cancel requests.
+POLL = 1.0
+
+
+@dataclass
+class Outcome:
+    """What happened when a job ran."""
+
+    started: float
+    finished: float
+    exit_code: int | None
+    signal: int | None
+    status: str  # succeeded, failed, timed-out, cancelled
+    reason: str | None = None
+
+
+def _open_output(path: str, append: bool) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC)
+    return os.open(path, flags, 0o666)
+
+
+def _redirect_in_child(out_path: str | None, err_path: str | None, append: bool):
+    """Open user-chosen output paths in the child, with the job's own rights."""
+
+    def redirect() -> None:
+        for path, target in ((out_path, 1), (err_path, 2)):
+            if path:
+                fd = _open_output(path, append)
+                os.dup2(fd, target)
+                os.close(fd)
+
+    return redirect
+
+
+def spawn(job: Path, scratch: Path, env: dict, out: tuple[str, bool], err: tuple[str, bool],
+          append: bool) -> subprocess.Popen:
+    """Start the job.  ``out``/``err`` are ``(path, opened_by_worker)``."""
+    fds = []
+    try:
+        for path, ours in (out, err):
+            fds.append(_open_output(path, append) if ours else subprocess.DEVNULL)
+        child_paths = [p for p, ours in (out, err) if not ours]
+        preexec = None
+        if child_paths:
+            preexec = _redirect_in_child(out[0] if not out[1] else None,
+                                         err[0] if not err[1] else None, append)
+        argv = [str(job)]
+        for attempt in (1, 2):
+            try:
+                return subprocess.Popen(argv, cwd=scratch, env=env, stdin=subprocess.DEVNULL,
+                                        stdout=fds[0], stderr=fds[1], start_new_session=True,
+                                        close_fds=True, preexec_fn=preexec)
+            except OSError as exc:
+                # A script without a "#!" line: run it with sh, as shells do.
+                if exc.errno != errno.ENOEXEC or attempt == 2:
+                    raise
+                argv = ["/bin/sh", str(job)]
+        raise AssertionError("unreachable")
+    finally:
+        for fd in fds:
+            if isinstance(fd, int) and fd >= 0:
+                os.close(fd)
+
+
+def _descendants(pid: int) -> list:
+    try:
+        import psutil
+
+        return psutil.Process(pid).children(recursive=True)
+    except Exception:
+        return []
+
+
+def _signal_all(proc: subprocess.Popen, extra: list, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except OSError:
+        pass
+    for child in extra:
+        try:
+            child.send_signal(sig)
+        except Exception:
+            pass
+
+
+class Waiter:
+    """Wait for a process with exact wake-up (a pidfd) and a bounded timeout."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        try:
+            self.fd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            self.fd = -1
+
+    def wait(self, timeout: float) -> bool:
+        """True once the process has exited (and been reaped)."""
+        if self.fd >= 0:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
+            if not ready:
+                return False
+            self.proc.wait()
+            return True
+        try:
+            self.proc.wait(timeout=max(0.0, timeout))
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def supervise(proc: subprocess.Popen, timeout: float | None, kill_grace: float,
+              cancelled: Callable[[], bool], beat: Callable[[], None]) -> tuple[str | None, float]:
+    """Wait for the job; kill it on timeout or cancel.  Returns (why killed, end time)."""
+    waiter = Waiter(proc)
+    start = time.monotonic()
+    deadline = start + timeout if timeout else float("inf")
+    why = None
+    try:
+        while True:
+            now = time.monotonic()
+            if waiter.wait(min(POLL, deadline - now)):
+                break
+            beat()
+            if time.monotonic() >= deadline:
+                why = "timed-out"
+            elif cancelled():
+                why = "cancelled"
+            if why:
+                _kill(proc, waiter, kill_grace)
+                break
+        return why, time.time()
+    finally:
+        waiter.close()
+
+
+def _kill(proc: subprocess.Popen, waiter: Waiter, grace: float) -> None:
+    extra = _descendants(proc.pid)
+    _signal_all(proc, extra, signal.SIGTERM)
+    waiter.wait(grace)
+    extra += _descendants(proc.pid)
+    _signal_all(proc, extra, signal.SIGKILL)
+    if proc.returncode is None:
+        proc.wait()
+
+
+def outcome(proc: subprocess.Popen, started: float, finished: float, why: str | None) -> Outcome:
+    """Turn a finished process into an ``Outcome``."""
+    code = proc.returncode
+    exit_code, sig = (code, None) if code >= 0 else (None, -code)
+    if why:
+        status = why
+    else:
+        status = "succeeded" if code == 0 else "failed"
+    reason = None
+    if sig is not None and not why:
+        reason = f"killed by signal {sig} ({signal.Signals(sig).name})" if sig in \
+            signal.Signals._value2member_map_ else f"killed by signal {sig}"
+    return Outcome(started, finished, exit_code, sig, status, reason)

@@ -1,0 +1,122 @@
+"""Job names, priorities, categories and node names.
+
+A job's priority travels in its file name (the extension, when it is an
+integer), so every rule about names lives here, next to the checks that keep a
+category or identifier from ever naming a path outside the jar.
+"""
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import itertools
+import os
+import re
+import socket
+
+from .errors import JobJarError
+
+#: Submitted priorities must lie in this range (hand-named files are clamped).
+MAX_PRIORITY = 10**9
+
+#: Longest category, identifier or node name we accept: with the rest of a
+#: unique name it must stay below the 255-byte limit of most filesystems.
+MAX_WORD = 100
+
+_INT = re.compile(r"-?[0-9]+\Z")
+_BAD_CHARS = re.compile(r"[\x00-\x20\x7f/,]")
+_counter = itertools.count(1)
+
+
+def priority_of(name: str) -> int:
+    """Return the priority encoded in a job file name (0 when there is none).
+
+    ``standalone_job.15`` has priority 15, ``job.-3`` has -3, ``job.sh`` has 0.
+    Absurd hand-made values are clamped so that sorting stays cheap.
+    """
+    dot = name.rfind(".")
+    if dot <= 0:
+        return 0
+    ext = name[dot + 1 :]
+    if not _INT.match(ext):
+        return 0
+    if len(ext) > 12:  # do not parse a thousand-digit "priority"
+        return -MAX_PRIORITY if ext[0] == "-" else MAX_PRIORITY
+    return max(-MAX_PRIORITY, min(MAX_PRIORITY, int(ext)))
+
+
+def check_word(kind: str, value: str) -> str:
+    """Validate a category, identifier or node name; return it unchanged.
+
+    These words become directory or file names, so they must never contain a
+    ``/``, start with a dot, or carry control characters or white space.
+    """
+    if not isinstance(value, str) or value == "":
+        raise JobJarError(f"{kind} must not be empty")
+    if value.startswith("."):
+        raise JobJarError(f"{kind} {value!r} must not start with '.'")
+    if _BAD_CHARS.search(value):
+        raise JobJarError(
+            f"{kind} {value!r} must not contain '/', ',', white space or control characters"
+        )
+    if len(value.encode("utf-8", "surrogateescape")) > MAX_WORD:
+        raise JobJarError(f"{kind} is longer than {MAX_WORD} bytes")
+    return value
+
+
+def check_category(category: str | None) -> str | None:
+    """Validate a category name (``None`` or ``""`` mean uncategorized)."""
+    if category is None or category == "":
+        return None
+    return check_word("category", category)
+
+
+def check_priority(priority: object) -> int:
+    """Turn a user-given priority into an int, or raise a clear error."""
+    if isinstance(priority, bool):
+        raise JobJarError(f"priority must be an integer, not {priority!r}")
+    if isinstance(priority, int):
+        value = priority
+    elif isinstance(priority, str) and _INT.match(priority.strip()):
+        value = int(priority.strip())
+    else:
+        raise JobJarError(f"priority must be an integer, not {priority!r}")
+    if abs(value) > MAX_PRIORITY:
+        raise JobJarError(f"priority {value} is out of range (-{MAX_PRIORITY}..{MAX_PRIORITY})")
+    return value
+
+
+def login() -> str:
+    """The submitter's login name, made safe for a file name."""
+    try:
+        name = getpass.getuser()
+    except Exception:  # no passwd entry (containers): fall back to the uid
+        name = f"uid{os.getuid()}"
+    return _BAD_CHARS.sub("_", name).lstrip(".") or "user"
+
+
+def default_node() -> str:
+    """The short host name of this machine."""
+    return socket.gethostname().split(".")[0] or "localhost"
+
+
+def unique_name(node: str, priority: int = 0, ident: str | None = None) -> str:
+    """Build a job name no other submitter can produce.
+
+    UTC time to the microsecond, login, node, process id and a per-process
+    counter make it unique across nodes; the identifier helps people find
+    their jobs, and the priority is the extension.
+    """
+    now = datetime.datetime.now(datetime.timezone.utc)
+    parts = [now.strftime("%Y%m%dT%H%M%S_%fZ"), login(), node, str(os.getpid()), str(next(_counter))]
+    if ident:
+        parts.append(check_word("identifier", ident))
+    return "-".join(parts) + f".{priority}"
+
+
+def split_worker_name(worker: str) -> tuple[str, int]:
+    """Split a worker directory name ``node.pid`` at its last dot."""
+    node, _, pid = worker.rpartition(".")
+    if not node or not pid.isdigit():
+        raise ValueError(f"not a worker directory name: {worker!r}")
+    return node, int(pid)

@@ -1,0 +1,80 @@
+"""Result records: one YAML file per job in ``results/``, written atomically.
+
+Every line is ``key: value`` with the value in JSON notation, which is valid
+YAML, so a record is both quick to write and readable by any YAML parser.
+Records are replaced by writing a dot-file next to them and renaming it, so a
+reader never sees half a record.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+
+#: Statuses of a job that has left the jar.
+FINAL = ("succeeded", "failed", "cancelled", "timed-out", "dependency-failed", "poisoned",
+         "rejected")
+#: Status of a record whose job went back into the jar for another attempt.
+PENDING = "retrying"
+
+
+def utc_iso(timestamp: float | None) -> str | None:
+    """Seconds since the epoch as ISO 8601 UTC (``None`` stays ``None``)."""
+    if timestamp is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def dump(record: dict) -> str:
+    """Render a record as YAML text (one ``key: json`` line per field)."""
+    return "".join(f"{key}: {json.dumps(value, ensure_ascii=False)}\n"
+                   for key, value in record.items())
+
+
+def write(path: Path, record: dict) -> None:
+    """Write a record atomically: a dot-file first, then one rename."""
+    tmp = path.parent / f".{path.name}.{os.uname().nodename}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(dump(record))
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read(path: Path) -> dict | None:
+    """Read a record, or ``None`` if there is none (or it is unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as src:
+            text = src.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, UnicodeDecodeError):
+        return None
+    record = {}
+    try:
+        for line in text.splitlines():
+            key, _, value = line.partition(": ")
+            record[key] = json.loads(value)
+        return record
+    except ValueError:  # edited by hand: fall back to a real YAML parser
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError:
+            return None
+        return loaded if isinstance(loaded, dict) else None
+
+
+def status_of(path: Path) -> str | None:
+    """The status field of a record, or ``None``."""
+    record = read(path)
+    return record.get("status") if record else None

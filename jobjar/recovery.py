@@ -1,0 +1,96 @@
+"""Recovery: put back the jobs that dead workers held, repair half-done moves.
+
+Every repair is one rename whose loser simply finds the file gone, so any
+number of copies may run at once, on any nodes, and running it twice changes
+nothing the second time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from . import records
+from .config import Config
+from .layout import WORKER_SCRATCH, Jar, held_job
+from .naming import priority_of
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def recover_worker(jar: Jar, config: Config, worker: str, why: str) -> list[tuple[str, str]]:
+    """Repair what dead worker ``worker`` left; return ``(job, action)`` pairs.
+
+    A job it finished but had not moved goes to ``completed/``; a job it was
+    running goes back where it came from (same category, same name), unless
+    it has already been recovered ``JJ_MAX_RECOVERIES`` times: then it is
+    recorded ``poisoned`` and moved to ``completed/``.
+    """
+    done = []
+    wdir = jar.worker_dir(worker)
+    held = held_job(wdir)
+    if held is not None:
+        category, path = held
+        action = _return_job(jar, config, worker, category, path, why)
+        if action:
+            done.append((path.name, action))
+    link = jar.claimed_link(worker)
+    if os.path.islink(link):
+        _unlink(link)
+    shutil.rmtree(wdir / WORKER_SCRATCH, ignore_errors=True)
+    return done
+
+
+def _return_job(jar: Jar, config: Config, worker: str, category: str | None, path: Path,
+                why: str) -> str | None:
+    name = path.name
+    record = records.read(jar.record(name)) or {}
+    mine = record.get("worker") == worker
+    status = record.get("status")
+    if mine and status in records.FINAL:  # ran to the end; only the move was lost
+        target = jar.rejected / name if status == "rejected" else jar.completed / name
+        action = f"moved to {target.parent.name}/ (it had finished)"
+    elif mine and status == records.PENDING:  # a retry whose move back was lost
+        target = jar.queue_dir(category) / name
+        action = "put back for its next attempt"
+    else:
+        record = _lost_attempt(record, name, category, worker, why)
+        if record["recoveries"] > config.max_recoveries:
+            record.update(status="poisoned", finished=records.utc_iso(time.time()),
+                          reason=f"its worker died {record['recoveries']} times while running it")
+            target = jar.completed / name
+            action = "poisoned: moved to completed/"
+        else:
+            target = jar.queue_dir(category) / name
+            action = "put back in " + (f"unclaimed/{category}/" if category else "unclaimed/")
+        if not os.path.lexists(path):
+            return None  # another recoverer was faster
+        records.write(jar.record(name), record)
+    try:
+        os.makedirs(target.parent, exist_ok=True)
+        os.rename(path, target)
+    except FileNotFoundError:
+        return None
+    return action
+
+
+def _lost_attempt(record: dict, name: str, category: str | None, worker: str, why: str) -> dict:
+    record = dict(record)
+    record.setdefault("name", name)
+    record.setdefault("category", category)
+    record.setdefault("priority", priority_of(name))
+    record.setdefault("attempt", 0)
+    recoveries = int(record.get("recoveries", 0)) + 1
+    attempts = list(record.get("attempts", []))
+    attempts.append({"worker": worker, "status": "lost", "reason": why,
+                     "recovered": records.utc_iso(time.time())})
+    record.update(recoveries=recoveries, attempts=attempts, status=records.PENDING,
+                  reason=f"recovered: {why}")
+    return record

@@ -1,0 +1,253 @@
+"""Submission: write the job in ``limbo/``, then one rename into the jar.
+
+Nothing half-written is ever visible to workers: the limbo file is written
+and closed before the rename (close-to-open consistency makes it whole for
+other NFS clients), and a failed write removes it again.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from . import directives as jjdir
+from . import faults
+from .config import load
+from .errors import SubmitError
+from .layout import Jar
+from .naming import check_category, check_priority, check_word, unique_name
+
+#: Names of the per-job keyword options shared by every submission function.
+OPTION_NAMES = ("timeout", "retries", "after", "after_any", "output", "error")
+
+
+def unique_job_name(priority: int = 0, id: str | None = None) -> str:
+    """Return an absolute path in ``limbo/`` that no other job will ever use."""
+    config = load()
+    jar = Jar.from_config(config)
+    name = unique_name(config.node, check_priority(priority), id and check_word("identifier", id))
+    return str(jar.limbo / name)
+
+
+def _options(jar: Jar, extra: dict) -> jjdir.Directives:
+    """Validate the keyword options and check that dependencies exist."""
+    unknown = set(extra) - set(OPTION_NAMES)
+    if unknown:
+        raise SubmitError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    opts = jjdir.Directives()
+    for name, value in extra.items():
+        if value is None or value == [] or (name == "retries" and value == 0):
+            continue
+        if name in ("output", "error"):
+            value = os.path.abspath(os.path.expanduser(str(value)))
+        setattr(opts, name, jjdir.check(name, value))
+    if opts.dependencies:
+        from .find import locate
+
+        for dep in opts.dependencies:
+            if locate(dep, jar) is None:
+                raise SubmitError(f"unknown dependency: no job named {dep!r} in {jar.home}")
+    return opts
+
+
+def _script(command: str, opts: jjdir.Directives) -> bytes:
+    if "\x00" in command:
+        raise SubmitError("the command contains a NUL byte")
+    if not command.strip():
+        raise SubmitError("no command given")
+    lines = ["#!/bin/sh", *jjdir.render(opts), command]
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
+
+
+def _read_executable(path: str | os.PathLike) -> bytes:
+    """The bytes of a file ``-f`` may submit, or a clear error."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise SubmitError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise SubmitError(f"{path}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise SubmitError(f"{path}: is a directory, not an executable file")
+    if not stat.S_ISREG(info.st_mode):
+        raise SubmitError(f"{path}: not a regular file")
+    if not info.st_mode & 0o111 or not os.access(path, os.X_OK):
+        raise SubmitError(f"{path}: not executable (chmod +x it first)")
+    try:
+        with open(path, "rb") as src:
+            return src.read()
+    except OSError as exc:
+        raise SubmitError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _wrap(content: bytes, opts: jjdir.Directives) -> bytes:
+    """Add directive lines to a script, or wrap a binary in a small script."""
+    lines = jjdir.render(opts)
+    if not lines:
+        return content
+    block = "".join(line + "\n" for line in lines).encode()
+    if content.startswith(b"#!"):
+        end = content.find(b"\n")
+        if end < 0:
+            return content + b"\n" + block
+        return content[: end + 1] + block + content[end + 1 :]
+    # A binary: a script that extracts the bytes after its own text and runs them.
+    body = ("#!/bin/sh\n" + "".join(line + "\n" for line in lines)
+            + 'prog="$JJ_SCRATCH_DIR/.jj-binary"\n'
+            + 'tail -c +@@ "$0" > "$prog" && chmod 700 "$prog" || exit 126\n'
+            + 'exec "$prog"\n')
+    offset = 0
+    while True:  # the offset's own digits change the header's length
+        header = body.replace("@@", str(offset)).encode()
+        if len(header) + 1 == offset:
+            break
+        offset = len(header) + 1
+    return header + content
+
+
+def write_job(content: bytes, priority: int = 0, id: str | None = None,
+              category: str | None = None, opts: jjdir.Directives | None = None,
+              jar: Jar | None = None) -> str:
+    """Write ``content`` as a new job and submit it; return its name."""
+    config = load()
+    jar = jar or Jar.from_config(config)
+    priority = check_priority(priority)
+    category = check_category(category)
+    name = unique_name(config.node, priority, id and check_word("identifier", id))
+    waits = bool(opts and opts.dependencies)
+    target_dir = jar.waiting_dir(category) if waits else jar.queue_dir(category)
+    limbo_path = jar.limbo / name
+    _write_limbo(jar, limbo_path, content)
+    faults.hit("submit-after-limbo")
+    try:
+        _rename_into(limbo_path, target_dir / name)
+    except OSError as exc:
+        _discard(limbo_path)
+        raise SubmitError(f"cannot submit into {target_dir}: {exc.strerror}") from None
+    return name
+
+
+def _write_limbo(jar: Jar, path: Path, content: bytes) -> None:
+    for attempt in (1, 2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o777)
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise SubmitError(f"{jar.limbo}: cannot create the jar's limbo directory") from None
+            _ensure(jar)
+        except OSError as exc:
+            raise SubmitError(f"cannot write a job in {jar.limbo}: {exc.strerror}") from None
+    try:
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view):]
+        os.close(fd)
+    except OSError as exc:
+        os.close(fd)
+        _discard(path)
+        reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror
+        raise SubmitError(f"cannot write the job in {jar.limbo}: {reason}; nothing submitted") from None
+
+
+def _ensure(jar: Jar) -> None:
+    try:
+        jar.ensure()
+    except OSError as exc:
+        raise SubmitError(f"cannot create the jar at {jar.home}: {exc.strerror}") from None
+
+
+def _rename_into(src: Path, dst: Path) -> None:
+    try:
+        os.rename(src, dst)
+    except FileNotFoundError:
+        if not os.path.exists(src):
+            raise
+        os.makedirs(dst.parent, exist_ok=True)  # a new category
+        os.rename(src, dst)
+
+
+def _discard(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def submit_job(command: str, priority: int = 0, id: str | None = None,
+               category: str | None = None, *, array: str | None = None,
+               **options) -> str | list[str]:
+    """Submit a shell command line as a new job; return the job's name.
+
+    The command is written into a ``#!/bin/sh`` script.  Keyword options
+    (``timeout``, ``retries``, ``after``, ``after_any``, ``output``,
+    ``error``) become ``#JJ`` directives in the script.  With
+    ``array="1-100[:STEP]"`` one job per index is submitted, each with
+    ``JJ_ARRAY_INDEX`` set, and the list of names is returned.
+    """
+    jar = Jar.from_config()
+    opts = _options(jar, options)
+    if array is None:
+        return write_job(_script(command, opts), priority, id, category, opts, jar)
+    names = []
+    for index in parse_array(array):
+        opts.array_index = index
+        names.append(write_job(_script(command, opts), priority, id, category, opts, jar))
+    return names
+
+
+def submit_job_file(path: str | os.PathLike, priority: int = 0, id: str | None = None,
+                    category: str | None = None, *, array: str | None = None,
+                    **options) -> str | list[str]:
+    """Submit a copy of an executable file as a new job; return its name.
+
+    With options, a script gets ``#JJ`` lines after its ``#!`` line and a
+    binary is wrapped in a small script that carries them.
+    """
+    jar = Jar.from_config()
+    opts = _options(jar, options)
+    content = _read_executable(path)
+    if array is None:
+        return write_job(_wrap(content, opts), priority, id, category, opts, jar)
+    names = []
+    for index in parse_array(array):
+        opts.array_index = index
+        names.append(write_job(_wrap(content, opts), priority, id, category, opts, jar))
+    return names
+
+
+def submit_from_file(path: str | os.PathLike, priority: int = 0, id: str | None = None,
+                     category: str | None = None, **options) -> list[str]:
+    """Submit one job per non-empty line of a text file (``-`` is stdin)."""
+    import sys
+
+    try:
+        if str(path) == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8", errors="surrogateescape") as src:
+                text = src.read()
+    except OSError as exc:
+        raise SubmitError(f"{path}: {exc.strerror}") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    jar = Jar.from_config()
+    opts = _options(jar, options)
+    return [write_job(_script(line, opts), priority, id, category, opts, jar) for line in lines]
+
+
+def parse_array(spec: str) -> range:
+    """Parse ``FIRST-LAST[:STEP]`` (or a single index) into a range."""
+    text = str(spec).strip()
+    body, _, step_text = text.partition(":")
+    first, sep, last = body.partition("-")
+    try:
+        start = int(first)
+        stop = int(last) if sep else start
+        step = int(step_text) if step_text else 1
+    except ValueError:
+        raise SubmitError(f"bad --array {spec!r}: expected FIRST-LAST[:STEP]") from None
+    if start < 0 or stop < start or step < 1 or (stop - start) // step >= 1_000_000:
+        raise SubmitError(f"bad --array {spec!r}: expected 0 <= FIRST <= LAST, STEP >= 1")
+    return range(start, stop + 1, step)

@@ -1,0 +1,366 @@
+"""The worker: a long-lived process that claims and runs jobs, one at a time.
+
+The loop is the user guide's pseudocode::
+
+    do forever:
+        if stopped: exit                     (STOP here, or STOP_ALL)
+        if paused: sleep; continue           (PAUSE here, or PAUSE_ALL)
+        job = next job to claim              (node category, categories, uncategorized)
+        if none: release waiting jobs; sleep; continue
+        rename the job into our directory    (a failed rename: someone else won)
+        link it from claimed/, make a scratch directory, run it
+        write its record, move it to completed/, remove the link and the scratch
+
+Each step is one filesystem operation, and ``docs/protocol.md`` lists what a
+crash after each one leaves behind; ``faults.hit`` marks those points for the
+crash tests.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from . import control, depend, execute, faults, records
+from . import directives as jjdir
+from .claim import QueueView
+from .config import Config, load
+from .errors import JobJarError
+from .layout import (WORKER_EXITED, WORKER_HEARTBEAT, WORKER_INFO, WORKER_JOB, WORKER_LOG,
+                     WORKER_SCRATCH, Jar, held_job, relative_link)
+from .naming import priority_of
+from .notify import Watcher
+
+#: Longest sleep between checks of a cancel request or control file while idle.
+MAX_JITTER = 10.0
+
+
+def job_search_path() -> dict[str, str]:
+    """Environment additions so that jobs find ``submit_job`` and ``import jobjar``."""
+    top = Path(__file__).resolve().parent.parent
+    env = dict(os.environ)
+    paths = []
+    if (top / "bin" / "submit_job").exists():  # running from a checkout
+        paths.append(str(top / "bin"))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(top), env.get("PYTHONPATH")]))
+    paths.append(os.path.dirname(sys.executable))
+    env["PATH"] = os.pathsep.join(paths + [env.get("PATH", "/usr/bin:/bin")])
+    return env
+
+
+def owner_name(uid: int) -> str:
+    """Login of a file's owner, for the record's ``submitter`` field."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+class Worker:
+    """One worker process and its directory ``$JJ_WORKER_HOME/<node>.<pid>``."""
+
+    def __init__(self, config: Config | None = None, categories: list[str] | None = None) -> None:
+        self.config = config or load()
+        self.jar = Jar.from_config(self.config)
+        self.name = f"{self.config.node}.{os.getpid()}"
+        self.dir = self.jar.worker_dir(self.name)
+        wanted = [self.config.node, *(categories or self.config.categories)]
+        self.categories = list(dict.fromkeys(wanted))
+        self.views: list[tuple[str | None, QueueView]] = [
+            (c, QueueView(self.jar.queue_dir(c))) for c in self.categories]
+        self.views.append((None, QueueView(self.jar.unclaimed, skip_dirs=True)))
+        self.watcher = Watcher()
+        self.next_beat = 0.0
+        self.log_file = None
+        self.base_env = job_search_path()
+
+    # -- set-up and shut-down ------------------------------------------------
+
+    def setup(self) -> None:
+        """Create the worker directory and describe ourselves in it."""
+        import psutil
+
+        if os.geteuid() == 0 and not self.config.allow_root:
+            raise JobJarError("refusing to run jobs as root; set JJ_ALLOW_ROOT=yes to allow it")
+        self.jar.ensure()
+        if os.path.isdir(self.dir):  # our pid was a dead worker's: repair first
+            from .recovery import recover_worker
+
+            recover_worker(self.jar, self.config, self.name, "its pid was reused on this node")
+            for stale in ("STOP", "PAUSE", WORKER_EXITED):
+                _unlink(self.dir / stale)
+        os.makedirs(self.dir / WORKER_JOB, exist_ok=True)
+        for category in self.categories:
+            os.makedirs(self.dir / WORKER_JOB / category, exist_ok=True)
+        self.log_file = open(self.dir / WORKER_LOG, "a", buffering=1, encoding="utf-8")
+        info = {"worker": self.name, "node": self.config.node, "pid": os.getpid(),
+                "create_time": psutil.Process().create_time(), "started": records.utc_iso(time.time()),
+                "categories": self.categories, "python": sys.executable,
+                "host": os.uname().nodename, "user": owner_name(os.geteuid())}
+        records.write(self.dir / WORKER_INFO, info)
+        self.beat(force=True)
+        if os.stat(self.jar.home).st_mode & 0o002:
+            self.log(f"warning: {self.jar.home} is writable by everyone: anyone can run jobs "
+                     "as this worker's user")
+        self.log(f"start categories={','.join(self.categories)}")
+        for directory in (self.jar.worker_home, self.dir, self.jar.unclaimed, self.jar.cancel):
+            self.watcher.add(directory)
+
+    def log(self, message: str) -> None:
+        """Append a time-stamped line to the worker's log."""
+        if self.log_file:
+            self.log_file.write(f"{records.utc_iso(time.time())} {message}\n")
+
+    def beat(self, force: bool = False) -> None:
+        """Refresh the heartbeat file if it is due."""
+        now = time.monotonic()
+        if force or now >= self.next_beat:
+            path = self.dir / WORKER_HEARTBEAT
+            try:
+                os.utime(path)
+            except FileNotFoundError:
+                open(path, "a").close()
+            self.next_beat = now + max(0.05, self.config.heartbeat)
+
+    # -- the loop ------------------------------------------------------------
+
+    def run(self) -> None:
+        """Claim and run jobs until told to stop."""
+        self.setup()
+        try:
+            while True:
+                self.beat()
+                if control.is_stopped(self.jar, self.dir):
+                    self.log("stop")
+                    break
+                if control.is_paused(self.jar, self.dir):
+                    self.sleep()
+                    continue
+                claimed = self.claim()
+                if claimed is None:
+                    depend.release(self.jar)
+                    self.sleep()
+                    continue
+                self.handle(*claimed)
+                depend.release(self.jar)
+        finally:
+            open(self.dir / WORKER_EXITED, "w").close()
+            self.watcher.close()
+
+    def claim(self) -> tuple[str | None, Path] | None:
+        """Rename the next job into our ``job/`` directory, or return ``None``."""
+        for category, view in self.views:
+            dest_dir = self.dir / WORKER_JOB / category if category else self.dir / WORKER_JOB
+            path = view.claim(dest_dir)
+            if path is not None:
+                return category, path
+        return None
+
+    def sleep(self) -> None:
+        """Sleep ``JJ_PAUSE_TIME`` +-10 % (at most 10 s off), waking on local events."""
+        base = self.config.pause_time
+        jitter = min(base * 0.1, MAX_JITTER)
+        deadline = time.monotonic() + max(0.0, base + random.uniform(-jitter, jitter))
+        for _, view in self.views:  # categories created since we last looked
+            self.watcher.add(view.path)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            events = self.watcher.wait(min(left, max(0.05, self.next_beat - time.monotonic())))
+            self.beat()
+            if events and self._route(events):
+                return
+
+    def _route(self, events: list[tuple[str, str]]) -> bool:
+        """Feed new file names to the queue views; True if worth waking up for."""
+        wake = False
+        for directory, name in events:
+            for _, view in self.views:
+                if str(view.path) == directory:
+                    view.add(name)
+                    wake = True
+            if directory in (str(self.jar.worker_home), str(self.dir)):
+                wake = True
+            if directory == str(self.jar.unclaimed) and name in self.categories:
+                self.watcher.add(self.jar.unclaimed / name)
+                wake = True
+        return wake
+
+    # -- one job -------------------------------------------------------------
+
+    def handle(self, category: str | None, path: Path) -> None:
+        """Run one claimed job through to ``completed/`` (or back to the jar)."""
+        claimed_at = time.time()
+        faults.hit("after-claim")
+        link = self.jar.claimed_link(self.name)
+        _unlink(link)
+        relative_link(path, link)
+        faults.hit("after-link")
+        name = path.name
+        self.log(f"claim {name}")
+        record = self.new_record(category, path, claimed_at)
+        status, reason, outcome = self.run_job(category, path, record)
+        if outcome is not None:
+            record.update(started=records.utc_iso(outcome.started),
+                          finished=records.utc_iso(outcome.finished),
+                          duration=round(outcome.finished - outcome.started, 6),
+                          exit_code=outcome.exit_code, signal=outcome.signal)
+            record["attempts"].append({k: record[k] for k in (
+                "attempt", "worker", "node", "started", "finished", "exit_code", "signal")}
+                | {"status": status})
+        else:
+            record["finished"] = records.utc_iso(time.time())
+        retry = status in ("failed", "timed-out") and record["attempt"] <= record["retries"]
+        record.update(status=records.PENDING if retry else status, reason=reason)
+        faults.hit("after-exit")
+        self.finish(category, path, record, retry)
+
+    def new_record(self, category: str | None, path: Path, claimed_at: float) -> dict:
+        """The record of this attempt, carrying earlier attempts' history."""
+        name = path.name
+        prior = records.read(self.jar.record(name)) or {}
+        try:
+            info = os.lstat(path)
+            submitted, owner = info.st_mtime, owner_name(info.st_uid)
+        except OSError:
+            submitted, owner = None, None
+        out, err = self.jar.default_output(name)
+        return {
+            "name": name, "category": category, "priority": priority_of(name),
+            "submitter": owner, "node": self.config.node, "worker": self.name,
+            "submitted": prior.get("submitted") or records.utc_iso(submitted),
+            "claimed": records.utc_iso(claimed_at), "started": None, "finished": None,
+            "duration": None, "exit_code": None, "signal": None, "status": None, "reason": None,
+            "attempt": int(prior.get("attempt", 0)) + 1, "retries": 0,
+            "recoveries": int(prior.get("recoveries", 0)),
+            "stdout": str(out), "stderr": str(err), "attempts": list(prior.get("attempts", [])),
+        }
+
+    def run_job(self, category: str | None, path: Path, record: dict):
+        """Check, then run the job.  Returns ``(status, reason, outcome)``."""
+        name = path.name
+        if os.path.lexists(self.jar.cancel / name):
+            return "cancelled", "cancelled before it started", None
+        problem = unusable(path)
+        if problem:
+            return "rejected", problem, None
+        try:
+            with open(path, "rb") as src:
+                opts = jjdir.parse(src.read(jjdir.HEAD_BYTES))
+        except jjdir.DirectiveError as exc:
+            return "failed", str(exc), None
+        except OSError as exc:
+            return "rejected", f"cannot read the job file: {exc.strerror}", None
+        record["retries"] = opts.retries
+        if opts.dependencies:
+            verdict, reason = depend.state(self.jar, opts)
+            if verdict == "failed":
+                return "dependency-failed", reason, None
+            if verdict == "wait":
+                return "waiting", None, None
+        out = opts.output or record["stdout"]
+        err = opts.error or record["stderr"]
+        record.update(stdout=out, stderr=err)
+        scratch = self.dir / WORKER_SCRATCH
+        shutil.rmtree(scratch, ignore_errors=True)
+        os.makedirs(scratch, exist_ok=True)
+        faults.hit("after-scratch")
+        env = self.job_env(category, path, scratch, record, opts)
+        started = time.time()
+        try:
+            proc = execute.spawn(path, scratch, env, (out, not opts.output),
+                                 (err, not opts.error), append=record["attempt"] > 1)
+        except (OSError, execute.subprocess.SubprocessError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            return "failed", f"cannot start the job: {reason}", None
+        self.log(f"start {name} pid={proc.pid}")
+        faults.hit("while-running")
+        why, finished = execute.supervise(
+            proc, opts.timeout, self.config.kill_grace,
+            lambda: os.path.lexists(self.jar.cancel / name), self.beat)
+        result = execute.outcome(proc, started, finished, why)
+        reason = result.reason
+        if why == "timed-out":
+            reason = f"ran longer than its timeout of {opts.timeout:g} s"
+        return result.status, reason, result
+
+    def job_env(self, category, path, scratch, record, opts) -> dict:
+        """The job's environment: ours plus the ``JJ_*`` variables."""
+        env = dict(self.base_env)
+        env.update(JJ_HOME=str(self.jar.home), JJ_WORKER_HOME=str(self.jar.worker_home),
+                   JJ_WORKER_DIR=str(self.dir), JJ_SCRATCH_DIR=str(scratch),
+                   JJ_JOB_NAME=path.name, JJ_JOB_FILE=str(path), JJ_NODE=self.config.node,
+                   JJ_CATEGORY=category or "", JJ_PRIORITY=str(record["priority"]),
+                   JJ_ATTEMPT=str(record["attempt"]), JJ_WORKER=self.name)
+        if opts.array_index is not None:
+            env["JJ_ARRAY_INDEX"] = str(opts.array_index)
+        else:
+            env.pop("JJ_ARRAY_INDEX", None)
+        return env
+
+    def finish(self, category: str | None, path: Path, record: dict, retry: bool) -> None:
+        """Record the attempt, move the job on, and clean up after it."""
+        name = path.name
+        status = record["status"]
+        if status == "waiting":
+            target = self.jar.waiting_dir(category) / name
+        else:
+            records.write(self.jar.record(name), record)
+            faults.hit("after-record")
+            if retry:
+                target = self.jar.queue_dir(category) / name
+            elif status == "rejected":
+                target = self.jar.rejected / name
+            else:
+                target = self.jar.completed / name
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            os.makedirs(target.parent, exist_ok=True)
+            os.rename(path, target)
+        faults.hit("after-move")
+        _unlink(self.jar.claimed_link(self.name))
+        faults.hit("after-unlink")
+        shutil.rmtree(self.dir / WORKER_SCRATCH, ignore_errors=True)
+        if status == "cancelled":
+            _unlink(self.jar.cancel / name)
+        self.log(f"finish {name} {status}")
+
+
+def unusable(path: Path) -> str | None:
+    """Why a claimed file must not be run, or ``None`` if it may."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return f"cannot stat the job file: {exc.strerror}"
+    mode = info.st_mode
+    if (mode & 0o170000) == 0o120000:
+        return "a symbolic link (never followed out of the jar)"
+    if (mode & 0o170000) != 0o100000:
+        return "not a regular file"
+    if info.st_size == 0:
+        return "an empty file"
+    if not mode & 0o111 or not os.access(path, os.X_OK):
+        return "not executable"
+    if not os.access(path, os.R_OK):
+        return "not readable"
+    return None
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def main_loop(categories: list[str] | None = None) -> None:
+    """Run a worker in this process until it is stopped."""
+    Worker(categories=categories).run()
