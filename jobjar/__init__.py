@@ -41,7 +41,10 @@ __all__ = sorted(_API)
 def __getattr__(name: str):
     module = _API.get(name)
     if module is None:
-        raise AttributeError(f"module 'jobjar' has no attribute {name!r}")
+        try:  # a submodule, e.g. jobjar.config
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'jobjar' has no attribute {name!r}") from None
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value

@@ -178,16 +178,21 @@ def load() -> Config:
     key = _env_key()
     if _cache is not None and _cache[0] == key:
         return _cache[1]
-    raw: dict[str, object] = {}
+    values: dict[str, object] = {}
     sources = []
     for path in (install_dir() / "config.ini", personal_file()):
         found = parse_ini(path)
         if found:
             sources.append(str(path))
-        raw.update(found)
-    raw.update({k: os.environ[k] for k in PARAMETERS if os.environ.get(k, "") != ""})
-    raw.update(_overrides)
-    values = {name: convert(name, v) for name, v in raw.items()}
+        for name, value in found.items():  # every value is checked, even if overridden
+            try:
+                values[name] = convert(name, value)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+    for name in PARAMETERS:
+        if os.environ.get(name, "") != "":
+            values[name] = convert(name, os.environ[name])
+    values.update({name: convert(name, v) for name, v in _overrides.items()})
     home = values.get("JJ_HOME") or default_home()
     config = Config(
         home=home,

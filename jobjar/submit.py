@@ -28,6 +28,8 @@ def unique_job_name(priority: int = 0, id: str | None = None) -> str:
     config = load()
     jar = Jar.from_config(config)
     name = unique_name(config.node, check_priority(priority), id and check_word("identifier", id))
+    if not jar.limbo.is_dir():  # the caller will cp into it: the jar must exist
+        _ensure(jar)
     return str(jar.limbo / name)
 
 
