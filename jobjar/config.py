@@ -116,7 +116,8 @@ def parse_ini(path: Path) -> dict[str, str]:
             continue
         if not seen_section:
             if line != SECTION:
-                raise ConfigError(f"{path}:{number}: the first line must be {SECTION}, not {line!r}")
+                raise ConfigError(
+                    f"{path}:{number}: the first line must be {SECTION}, not {line!r}")
             seen_section = True
             continue
         cut = min((i for i in (line.find(":"), line.find("=")) if i > 0), default=-1)

@@ -108,7 +108,8 @@ def unique_name(node: str, priority: int = 0, ident: str | None = None) -> str:
     their jobs, and the priority is the extension.
     """
     now = datetime.datetime.now(datetime.timezone.utc)
-    parts = [now.strftime("%Y%m%dT%H%M%S_%fZ"), login(), node, str(os.getpid()), str(next(_counter))]
+    parts = [now.strftime("%Y%m%dT%H%M%S_%fZ"), login(), node, str(os.getpid()),
+             str(next(_counter))]
     if ident:
         parts.append(check_word("identifier", ident))
     return "-".join(parts) + f".{priority}"

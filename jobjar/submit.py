@@ -151,7 +151,8 @@ def _write_limbo(jar: Jar, path: Path, content: bytes) -> None:
         os.close(fd)
         _discard(path)
         reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror
-        raise SubmitError(f"cannot write the job in {jar.limbo}: {reason}; nothing submitted") from None
+        raise SubmitError(
+            f"cannot write the job in {jar.limbo}: {reason}; nothing submitted") from None
 
 
 def _ensure(jar: Jar) -> None:

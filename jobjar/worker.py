@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -30,8 +31,16 @@ from . import directives as jjdir
 from .claim import QueueView
 from .config import Config, load
 from .errors import JobJarError
-from .layout import (WORKER_EXITED, WORKER_HEARTBEAT, WORKER_INFO, WORKER_JOB, WORKER_LOG,
-                     WORKER_SCRATCH, Jar, held_job, relative_link)
+from .layout import (
+    WORKER_EXITED,
+    WORKER_HEARTBEAT,
+    WORKER_INFO,
+    WORKER_JOB,
+    WORKER_LOG,
+    WORKER_SCRATCH,
+    Jar,
+    relative_link,
+)
 from .naming import priority_of
 from .notify import Watcher
 
@@ -79,6 +88,8 @@ class Worker:
         self.next_beat = 0.0
         self.log_file = None
         self.base_env = job_search_path()
+        self.terminated = False  # SIGTERM/SIGINT: stop like STOP, after the current job
+        self.sleeping = False
 
     # -- set-up and shut-down ------------------------------------------------
 
@@ -100,7 +111,8 @@ class Worker:
             os.makedirs(self.dir / WORKER_JOB / category, exist_ok=True)
         self.log_file = open(self.dir / WORKER_LOG, "a", buffering=1, encoding="utf-8")
         info = {"worker": self.name, "node": self.config.node, "pid": os.getpid(),
-                "create_time": psutil.Process().create_time(), "started": records.utc_iso(time.time()),
+                "create_time": psutil.Process().create_time(),
+                "started": records.utc_iso(time.time()),
                 "categories": self.categories, "python": sys.executable,
                 "host": os.uname().nodename, "user": owner_name(os.geteuid())}
         records.write(self.dir / WORKER_INFO, info)
@@ -133,11 +145,13 @@ class Worker:
     def run(self) -> None:
         """Claim and run jobs until told to stop."""
         self.setup()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._terminate)
         try:
             while True:
                 self.beat()
-                if control.is_stopped(self.jar, self.dir):
-                    self.log("stop")
+                if self.terminated or control.is_stopped(self.jar, self.dir):
+                    self.log("stop" + (" (signal)" if self.terminated else ""))
                     break
                 if control.is_paused(self.jar, self.dir):
                     self.sleep()
@@ -149,12 +163,23 @@ class Worker:
                     continue
                 self.handle(*claimed)
                 depend.release(self.jar)
+        except _Interrupted:
+            self.log("stop (signal)")
         finally:
             open(self.dir / WORKER_EXITED, "w").close()
             self.watcher.close()
 
+    def _terminate(self, signum: int, frame: object) -> None:
+        """A termination signal stops the worker, but never in the middle of a job."""
+        self.terminated = True
+        if self.sleeping:
+            raise _Interrupted()
+
     def claim(self) -> tuple[str | None, Path] | None:
         """Rename the next job into our ``job/`` directory, or return ``None``."""
+        events = self.watcher.drain() if self.watcher.active else None
+        if events:  # local submissions made while we were busy: no re-listing needed
+            self._route(events)
         for category, view in self.views:
             dest_dir = self.dir / WORKER_JOB / category if category else self.dir / WORKER_JOB
             path = view.claim(dest_dir)
@@ -169,14 +194,19 @@ class Worker:
         deadline = time.monotonic() + max(0.0, base + random.uniform(-jitter, jitter))
         for _, view in self.views:  # categories created since we last looked
             self.watcher.add(view.path)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            events = self.watcher.wait(min(left, max(0.05, self.next_beat - time.monotonic())))
-            self.beat()
-            if events and self._route(events):
-                return
+        self.sleeping = True
+        try:
+            while not self.terminated:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                wait = min(left, max(0.05, self.next_beat - time.monotonic()))
+                events = self.watcher.wait(wait)
+                self.beat()
+                if events and self._route(events):
+                    return
+        finally:
+            self.sleeping = False
 
     def _route(self, events: list[tuple[str, str]]) -> bool:
         """Feed new file names to the queue views; True if worth waking up for."""
@@ -332,6 +362,10 @@ class Worker:
         if status == "cancelled":
             _unlink(self.jar.cancel / name)
         self.log(f"finish {name} {status}")
+
+
+class _Interrupted(Exception):
+    """Raised by the signal handler to end an idle sleep at once."""
 
 
 def unusable(path: Path) -> str | None:

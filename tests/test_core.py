@@ -243,3 +243,21 @@ def test_separate_worker_home(jar):
     assert (jar.root / "elsewhere" / worker / "info.yaml").exists()
     assert not (jar.home / "workers").exists()
     assert jar.record(name)["worker"] == worker
+
+
+def test_sigterm_stops_the_worker_after_its_current_job(jar):
+    import signal
+
+    idle = jar.start_worker()
+    os.kill(int(idle.rsplit(".", 1)[1]), signal.SIGTERM)
+    wait_for(lambda: (jar.home / "workers" / idle / "exited").exists(), message="idle exit")
+    gate = jar.root / "gate"
+    name = jar.submit(f"while [ ! -e {gate} ]; do sleep 0.05; done; echo done")
+    busy = jar.start_worker()
+    wait_for(lambda: os.listdir(jar.path("claimed")), message="claimed")
+    os.kill(int(busy.rsplit(".", 1)[1]), signal.SIGTERM)
+    time.sleep(0.3)
+    assert not (jar.home / "workers" / busy / "exited").exists()
+    gate.touch()
+    wait_for(lambda: (jar.home / "workers" / busy / "exited").exists(), message="busy exit")
+    assert jar.record(name)["status"] == "succeeded"

@@ -16,10 +16,13 @@ def _parser() -> Parser:
     p.add_argument("-c", "--category", help="category (default: uncategorized)")
     p.add_argument("-i", "--id", help="identifier to put in the job's name")
     p.add_argument("-f", "--file", help="submit a copy of this executable file")
-    p.add_argument("--from-file", metavar="FILE", help="one job per non-empty line of FILE (- for stdin)")
-    p.add_argument("--array", metavar="FIRST-LAST[:STEP]", help="one job per index, with JJ_ARRAY_INDEX set")
+    p.add_argument("--from-file", metavar="FILE",
+                   help="one job per non-empty line of FILE (- for stdin)")
+    p.add_argument("--array", metavar="FIRST-LAST[:STEP]",
+                   help="one job per index, with JJ_ARRAY_INDEX set")
     p.add_argument("--timeout", metavar="SECONDS", help="kill the job after this long")
-    p.add_argument("--retries", metavar="N", help="run a failed or timed-out job again, up to N times")
+    p.add_argument("--retries", metavar="N",
+                   help="run a failed or timed-out job again, up to N times")
     p.add_argument("--after", metavar="NAME[,NAME...]", action="append",
                    help="run only after all of these jobs succeeded")
     p.add_argument("--after-any", metavar="NAME[,NAME...]", action="append",
