@@ -161,7 +161,7 @@ class Worker:
                     depend.release(self.jar)
                     self.sleep()
                     continue
-                self.handle(*claimed)
+                self.handle_safely(*claimed)
                 depend.release(self.jar)
         except _Interrupted:
             self.log("stop (signal)")
@@ -225,6 +225,25 @@ class Worker:
 
     # -- one job -------------------------------------------------------------
 
+    def handle_safely(self, category: str | None, path: Path) -> None:
+        """Handle a job; if the worker itself fails, give the job back and go on.
+
+        An unexpected error (a full disk, a vanished jar) must not leave the
+        job stranded until cron notices: it goes back into the jar, counted
+        as a recovery so that the poison limit still applies.
+        """
+        try:
+            self.handle(category, path)
+        except OSError as exc:
+            self.log(f"error while handling {path.name}: {exc}")
+            from .recovery import recover_worker
+
+            try:
+                recover_worker(self.jar, self.config, self.name, f"worker error: {exc}")
+            except OSError as again:
+                self.log(f"could not give {path.name} back: {again}")
+            time.sleep(min(self.config.pause_time, 1.0))
+
     def handle(self, category: str | None, path: Path) -> None:
         """Run one claimed job through to ``completed/`` (or back to the jar)."""
         claimed_at = time.time()
@@ -256,6 +275,8 @@ class Worker:
         """The record of this attempt, carrying earlier attempts' history."""
         name = path.name
         prior = records.read(self.jar.record(name)) or {}
+        if prior.get("status") != records.PENDING:  # a finished job's name used again
+            prior = {}
         try:
             info = os.lstat(path)
             submitted, owner = info.st_mtime, owner_name(info.st_uid)
