@@ -114,7 +114,8 @@ class Worker:
                 "create_time": psutil.Process().create_time(),
                 "started": records.utc_iso(time.time()),
                 "categories": self.categories, "python": sys.executable,
-                "host": os.uname().nodename, "user": owner_name(os.geteuid())}
+                "host": os.uname().nodename, "user": owner_name(os.geteuid()),
+                "heartbeat": self.config.heartbeat}
         records.write(self.dir / WORKER_INFO, info)
         self.beat(force=True)
         if os.stat(self.jar.home).st_mode & 0o002:

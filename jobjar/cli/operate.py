@@ -1,0 +1,96 @@
+"""``check_workers``, ``recover_jobs`` and ``install_cron``."""
+
+from __future__ import annotations
+
+from .common import Parser, run
+
+
+def _seconds(text: str) -> float:
+    from ..errors import JobJarError
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise JobJarError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise JobJarError(f"not a non-negative number of seconds: {text!r}")
+    return value
+
+
+def check_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``check_workers``."""
+    p = Parser("check_workers", "Start workers until this node runs JJ_MAX_WORKERS of them "
+               "(cron runs this).", "check_workers --prune 604800")
+    p.add_argument("--prune", metavar="SECONDS",
+                   help="also remove directories of dead workers idle for this long")
+    p.add_argument("--dry-run", action="store_true", help="report, start nothing")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        from ..supervise import check_workers
+
+        prune = _seconds(args.prune) if args.prune is not None else None
+        report = check_workers(prune, start=not args.dry_run)
+        for worker in report["pruned"]:
+            print(f"pruned {worker}")
+        alive = len(report["alive"])
+        print(f"{report['node']}: {alive} of {report['max_workers']} workers alive")
+        if report["stop_all"]:
+            print("STOP_ALL is present: starting no workers (remove it to resume)")
+        for worker in report["started"]:
+            print(f"started {worker}")
+        return 0
+
+    return run("check_workers", body)
+
+
+def recover_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``recover_jobs``."""
+    p = Parser("recover_jobs", "Put back jobs stranded by dead workers on this node, and repair "
+               "half-finished moves.\nWith --stale, also recover the jobs of workers on any node "
+               "whose heartbeat is that old\n(at-least-once: a cut-off but living worker may "
+               "still be running its job).", "recover_jobs --stale 600")
+    p.add_argument("--stale", metavar="SECONDS", help="heartbeat age that counts as dead")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        from ..recover_all import recover_jobs
+
+        stale = _seconds(args.stale) if args.stale is not None else None
+        for repair in recover_jobs(stale):
+            what = repair.get("job") or repair.get("path")
+            where = f" (worker {repair['worker']})" if repair.get("worker") else ""
+            print(f"{what}{where}: {repair['action']}")
+        return 0
+
+    return run("recover_jobs", body)
+
+
+def cron_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``install_cron``."""
+    p = Parser("install_cron", "Install this jar's cron lines (check_workers, recover_jobs) into "
+               "your crontab,\nor remove them. Run it on every node.",
+               "install_cron --dry-run; install_cron; install_cron --remove")
+    p.add_argument("--remove", action="store_true", help="remove this jar's lines")
+    p.add_argument("--dry-run", action="store_true", help="print the crontab, write nothing")
+    p.add_argument("--file", metavar="PATH", help="a crontab file instead of your crontab")
+    p.add_argument("--worker-schedule", metavar="CRON", help="default: */5 * * * *")
+    p.add_argument("--recover-schedule", metavar="CRON", help="default: */15 * * * *")
+    p.add_argument("--stale", metavar="SECONDS", help="pass --stale to recover_jobs")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        from .. import cron
+
+        if args.remove:
+            text = cron.remove(args.file, dry_run=args.dry_run)
+        else:
+            stale = _seconds(args.stale) if args.stale is not None else None
+            text = cron.install(args.file, {"worker": args.worker_schedule,
+                                            "recover": args.recover_schedule},
+                                stale, dry_run=args.dry_run)
+        if args.dry_run:
+            print(text.strip())
+        return 0
+
+    return run("install_cron", body)

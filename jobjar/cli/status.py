@@ -1,0 +1,78 @@
+"""``system_status``: a summary for people, or JSON/YAML for scripts."""
+
+from __future__ import annotations
+
+import sys
+
+from .common import Parser, run
+
+
+def render(status: dict) -> str:
+    """The status as a few lines a person reads at a glance."""
+    jobs = status["jobs"]
+    queued = jobs["unclaimed"]
+    done = jobs["completed"]
+    lines = [f"Job Jar {status['jar']} (seen from node {status['node']}, {status['time']})"]
+    control = [name.upper() for name, on in status["control"].items() if on]
+    if control:
+        lines.append(f"  IN FORCE: {', '.join(control)}")
+    other = ", ".join(f"{n} {s}" for s, n in sorted(done["other"].items()))
+    lines.append(f"jobs: {queued['total']} unclaimed, {jobs['waiting']} waiting, "
+                 f"{jobs['running']} running, {done['total']} completed "
+                 f"({done['succeeded']} succeeded, {done['failed']} failed"
+                 f"{', ' + other if other else ''}), {len(jobs['rejected'])} rejected, "
+                 f"{jobs['limbo']} in limbo")
+    for category, summary in sorted(queued["categories"].items()):
+        if summary["count"]:
+            label = category or "(uncategorized)"
+            lines.append(f"  unclaimed {label}: {summary['count']} "
+                         f"(priority {summary['min_priority']}..{summary['max_priority']})")
+    lines.append(f"workers: {len(status['workers'])}")
+    for worker in status["workers"]:
+        doing = worker["state"]
+        if worker["job"]:
+            running = f" for {worker['running_for']:.0f} s" if worker["running_for"] else ""
+            doing += f" on {worker['job']}{running}"
+        cats = ",".join(worker["categories"] or [])
+        lines.append(f"  {worker['name']:<24} {doing}  [{cats}]")
+    for job in status["stranded"]:
+        lines.append(f"  STRANDED: {job['job']} (worker {job['worker']} {job['worker_state']}; "
+                     "run recover_jobs)")
+    for item in jobs["rejected"]:
+        lines.append(f"  rejected: {item['name']}: {item['reason']}")
+    if status["recent_failures"]:
+        lines.append("recent failures:")
+        for record in status["recent_failures"]:
+            how = f"exit {record['exit_code']}" if record["exit_code"] is not None else (
+                f"signal {record['signal']}" if record["signal"] else "")
+            lines.append(f"  {record['finished']} {record['name']} {record['status']} {how}"
+                         f"{': ' + record['reason'] if record['reason'] else ''}")
+    return "\n".join(lines)
+
+
+def status_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``system_status``."""
+    p = Parser("system_status", "Summarise the jar: jobs per state and category, workers, "
+               "stranded jobs, failures.", "system_status --json | jq .jobs.completed")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="print JSON")
+    form.add_argument("--yaml", action="store_true", help="print YAML")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        from ..status import system_status
+
+        status = system_status()
+        if args.json:
+            import json
+
+            sys.stdout.write(json.dumps(status, indent=2) + "\n")
+        elif args.yaml:
+            import yaml
+
+            sys.stdout.write(yaml.safe_dump(status, sort_keys=False))
+        else:
+            print(render(status))
+        return 0
+
+    return run("system_status", body)

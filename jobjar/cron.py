@@ -1,0 +1,103 @@
+"""Cron lines that restart workers and recover stranded jobs, installed with python-crontab.
+
+A cron job only acts on the node where it runs, so every node needs both
+lines.  ``install`` is idempotent: every line it writes carries a comment tag
+naming the jar, an existing tagged line is replaced rather than duplicated,
+and ``remove`` deletes exactly the tagged lines of this jar.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from .config import load
+from .errors import JobJarError
+
+#: name -> (default schedule, command, extra arguments)
+ENTRIES = {
+    "worker": ("*/5 * * * *", "check_workers", ""),
+    "recover": ("*/15 * * * *", "recover_jobs", ""),
+}
+TAG = "jobjar"
+
+
+def command_dir() -> Path:
+    """Where the Job Jar commands are: ``bin/`` of a checkout, else next to Python."""
+    top = Path(__file__).resolve().parent.parent
+    if (top / "bin" / "check_workers").exists():
+        return top / "bin"
+    return Path(sys.executable).parent
+
+
+def render(name: str, home: Path, extra: str = "", logs: Path | None = None) -> str:
+    """The shell command of one cron line, with ``PATH`` and ``JJ_HOME`` filled in."""
+    _schedule, command, default_extra = ENTRIES[name]
+    path = os.pathsep.join(dict.fromkeys([str(Path(sys.executable).parent), str(command_dir()),
+                                          "/usr/local/bin", "/usr/bin", "/bin"]))
+    args = " ".join(filter(None, [default_extra, extra]))
+    log = (logs or home / "workers") / f"cron-{name}.log"
+    return (f"PATH={shlex.quote(path)} JJ_HOME={shlex.quote(str(home))} "
+            f"{shlex.quote(str(command_dir() / command))}{' ' + args if args else ''} "
+            f">> {shlex.quote(str(log))} 2>&1")
+
+
+def _tab(tabfile: str | None):
+    try:
+        from crontab import CronTab
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise JobJarError("python-crontab is not installed (pip install python-crontab)") from None
+    try:
+        if tabfile and not os.path.exists(tabfile):
+            return CronTab(tab="")
+        return CronTab(tabfile=tabfile) if tabfile else CronTab(user=True)
+    except (OSError, ValueError) as exc:
+        raise JobJarError(f"cannot read the crontab: {exc}") from None
+
+
+def _tag(name: str, home: Path) -> str:
+    return f"{TAG}:{name} {home}"
+
+
+def install(tabfile: str | None = None, schedules: dict | None = None,
+            stale: float | None = None, dry_run: bool = False) -> str:
+    """Install (or update) both cron lines; return the crontab text as written."""
+    config = load()
+    home = config.home
+    cron = _tab(tabfile)
+    for name, (schedule, _command, _extra) in ENTRIES.items():
+        schedule = (schedules or {}).get(name) or schedule
+        extra = f"--stale {stale:g}" if name == "recover" and stale is not None else ""
+        cron.remove_all(comment=_tag(name, home))
+        job = cron.new(command=render(name, home, extra, config.worker_home),
+                       comment=_tag(name, home))
+        try:
+            job.setall(schedule)
+        except (KeyError, ValueError) as exc:
+            raise JobJarError(f"bad schedule {schedule!r} for {name}: {exc}") from None
+        if not job.is_valid():
+            raise JobJarError(f"bad schedule {schedule!r} for {name}")
+    if not dry_run:
+        os.makedirs(config.worker_home, exist_ok=True)  # the lines log there
+        _write(cron, tabfile)
+    return cron.render()
+
+
+def remove(tabfile: str | None = None, dry_run: bool = False) -> str:
+    """Remove this jar's cron lines, and nothing else; return the resulting text."""
+    home = load().home
+    cron = _tab(tabfile)
+    for name in ENTRIES:
+        cron.remove_all(comment=_tag(name, home))
+    if not dry_run:
+        _write(cron, tabfile)
+    return cron.render()
+
+
+def _write(cron, tabfile: str | None) -> None:
+    try:
+        cron.write(tabfile) if tabfile else cron.write()
+    except OSError as exc:
+        raise JobJarError(f"cannot write the crontab: {exc}") from None
