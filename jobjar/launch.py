@@ -55,12 +55,12 @@ def start_worker(categories: list[str] | tuple[str, ...] = (), foreground: bool 
         info = jar.worker_dir(name) / WORKER_INFO
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if child.poll() is not None:
+            if info.exists():  # it started (whatever it has done since)
+                return name
+            if child.poll() is not None and not info.exists():
                 errors.seek(0)
                 lines = errors.read().decode(errors="replace").strip().splitlines()
                 message = lines[-1] if lines else f"exit status {child.returncode}"
                 raise JobJarError(f"the worker did not start: {message}")
-            if info.exists():
-                return name
             time.sleep(0.01)
         raise JobJarError(f"the worker {name} did not report in within {START_TIMEOUT:g} s")

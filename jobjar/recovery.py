@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from . import records
+from . import faults, records
 from .config import Config
 from .layout import WORKER_SCRATCH, Jar, held_job
 from .naming import priority_of
@@ -73,11 +73,13 @@ def _return_job(jar: Jar, config: Config, worker: str, category: str | None, pat
         if not os.path.lexists(path):
             return None  # another recoverer was faster
         records.write(jar.record(name), record)
+        faults.hit("recover-after-record")
     try:
         os.makedirs(target.parent, exist_ok=True)
         os.rename(path, target)
     except FileNotFoundError:
         return None
+    faults.hit("recover-after-move")
     return action
 
 
@@ -91,6 +93,8 @@ def _lost_attempt(record: dict, name: str, category: str | None, worker: str, wh
     attempts = list(record.get("attempts", []))
     attempts.append({"worker": worker, "status": "lost", "reason": why,
                      "recovered": records.utc_iso(time.time())})
+    # Naming the dead worker makes a second recovery of the same crash (after
+    # this one was itself interrupted) a plain move, not another count.
     record.update(recoveries=recoveries, attempts=attempts, status=records.PENDING,
-                  reason=f"recovered: {why}")
+                  reason=f"recovered: {why}", worker=worker)
     return record
