@@ -1,0 +1,118 @@
+"""``job_info``, ``cancel_job``, ``resubmit_job`` and ``wait_jobs``."""
+
+from __future__ import annotations
+
+import sys
+
+from .common import Parser, run
+
+
+def info_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``job_info``."""
+    p = Parser("job_info", "Show where jobs are now (limbo, waiting, unclaimed, running, "
+               "completed, rejected)\nand their result records.", "job_info --json NAME")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        from ..jobs import job_info
+
+        infos = [job_info(name) for name in args.names]
+        if args.json:
+            import json
+
+            sys.stdout.write(json.dumps(infos if len(infos) > 1 else infos[0], indent=2) + "\n")
+            return 0
+        for info in infos:
+            where = info["state"]
+            if info["worker"]:
+                where += f" on {info['worker']}"
+            if info["running_for"] is not None:
+                where += f" for {info['running_for']:.0f} s"
+            print(f"{info['name']}: {where}")
+            for key, value in (info["record"] or {}).items():
+                if key != "attempts":
+                    print(f"  {key}: {value}")
+            for attempt in (info["record"] or {}).get("attempts", []):
+                print(f"  attempt: {attempt}")
+        return 0
+
+    return run("job_info", body)
+
+
+def cancel_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``cancel_job``."""
+    p = Parser("cancel_job", "Cancel jobs: queued and waiting ones leave the jar at once; "
+               "running ones are killed\nby their worker within about a second.",
+               "cancel_job NAME; cancel_job -c LINUX; cancel_job --mine")
+    p.add_argument("-c", "--category", help="every job of this category")
+    p.add_argument("--mine", action="store_true", help="every job you submitted")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        from ..jobs import cancel_job
+
+        for name, outcome in cancel_job(*args.names, category=args.category, mine=args.mine):
+            print(f"{name}: {outcome}")
+        return 0
+
+    return run("cancel_job", body)
+
+
+def resubmit_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``resubmit_job``."""
+    p = Parser("resubmit_job", "Put finished jobs back into their jar as a new attempt.",
+               "resubmit_job NAME")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        from ..jobs import resubmit_job
+
+        for name in resubmit_job(*args.names):
+            print(name)
+        return 0
+
+    return run("resubmit_job", body)
+
+
+def wait_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``wait_jobs``."""
+    p = Parser("wait_jobs", "Wait until the named jobs (default: every job queued, waiting or "
+               "running now)\nhave left the jar. Exit status 0 when all succeeded, 1 when any "
+               "did not,\n2 on --timeout.", "wait_jobs --timeout 3600 $(cat my_jobs.txt)")
+    p.add_argument("--timeout", metavar="SECONDS", help="give up after this long (exit 2)")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", action="store_true", default=None,
+                     help="show a progress bar (default on a terminal)")
+    bar.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    args = p.parse_args(argv)
+    outcome = {"code": 0}
+
+    def body() -> int:
+        from ..errors import JobJarError
+        from ..jobs import WaitTimeout, wait
+
+        timeout = None
+        if args.timeout is not None:
+            try:
+                timeout = float(args.timeout)
+            except ValueError:
+                raise JobJarError(f"--timeout must be a number of seconds: {args.timeout!r}") \
+                    from None
+        progress = sys.stderr.isatty() if args.progress is None else args.progress
+        try:
+            found = wait(args.names or None, timeout=timeout, progress=progress)
+        except WaitTimeout as exc:
+            sys.stderr.write(f"wait_jobs: {exc}\n")
+            outcome["code"] = 2
+            return 2
+        bad = [r for r in found if r.get("status") != "succeeded"]
+        for record in bad:
+            print(f"{record.get('name')}: {record.get('status')}")
+        return 1 if bad else 0
+
+    return run("wait_jobs", body)
