@@ -82,8 +82,8 @@ def test_cancel_queued_and_waiting_jobs(jar):
 
 def test_cancel_a_running_job_with_children_on_another_node(jar):
     pids = jar.root / "pids"
-    name = jar.submit(f"sleep 300 & echo $! >> {pids}; (trap '' TERM; sleep 300) & echo $! >> {pids};"
-                      f" echo $$ >> {pids}; wait")
+    name = jar.submit(f"sleep 300 & echo $! >> {pids}; (trap '' TERM; sleep 300) & "
+                      f"echo $! >> {pids}; echo $$ >> {pids}; wait")
     jar.start_worker(env={"JJ_NODE": "othernode"})
     wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 3, message="started")
     import jobjar
