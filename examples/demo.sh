@@ -41,15 +41,17 @@ done
 submit_job -i merge --after "${parts#,}" 'cat "$JJ_HOME"/output/*-part*.out | awk '"'"'{s+=$1} END {print s}'"'"
 SEED
 chmod +x "$seed"
-submit_job -p 5 -i seed -f "$seed"
+seed_job=$(submit_job -p 5 -i seed -f "$seed")
 unpause_all
 
 echo "== waiting"
-wait_jobs --no-progress || true
+wait_jobs --no-progress "$seed_job"
+merge_job=$(cat "$JJ_HOME/output/$seed_job.out")   # the seed printed the merge job's name
+wait_jobs --no-progress "$merge_job"
+wait_jobs --no-progress || true                   # and everything else still in the jar
 
 echo "== status"
 system_status
-merge=$(ls "$JJ_HOME/output/" | grep -- '-merge\..*\.out$')
-echo "== sum of 1..40 computed by the seed job's parts and merge: $(cat "$JJ_HOME/output/$merge")"
+echo "== sum of 1..40 computed by the seed job's parts and merge: $(cat "$JJ_HOME/output/$merge_job.out")"
 echo "== stopping the workers"
 stop_worker all
