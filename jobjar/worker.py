@@ -46,6 +46,8 @@ from .notify import Watcher
 
 #: Longest sleep between checks of a cancel request or control file while idle.
 MAX_JITTER = 10.0
+#: Longest job name that still leaves room for ``results/NAME.yaml`` in 255 bytes.
+MAX_NAME_BYTES = 250
 
 
 def job_search_path() -> dict[str, str]:
@@ -109,7 +111,9 @@ class Worker:
         os.makedirs(self.dir / WORKER_JOB, exist_ok=True)
         for category in self.categories:
             os.makedirs(self.dir / WORKER_JOB / category, exist_ok=True)
-        self.log_file = open(self.dir / WORKER_LOG, "a", buffering=1, encoding="utf-8")
+        # Hand-made job names may hold bytes that are not UTF-8: escape, never crash.
+        self.log_file = open(self.dir / WORKER_LOG, "a", buffering=1, encoding="utf-8",
+                             errors="backslashreplace")
         info = {"worker": self.name, "node": self.config.node, "pid": os.getpid(),
                 "create_time": psutil.Process().create_time(),
                 "started": records.utc_iso(time.time()),
@@ -118,9 +122,15 @@ class Worker:
                 "heartbeat": self.config.heartbeat}
         records.write(self.dir / WORKER_INFO, info)
         self.beat(force=True)
-        if os.stat(self.jar.home).st_mode & 0o002:
-            self.log(f"warning: {self.jar.home} is writable by everyone: anyone can run jobs "
-                     "as this worker's user")
+        # Whoever can write a queue directory runs code as us (docs/security.md).
+        for shared in dict.fromkeys([self.jar.home, *(view.path for _, view in self.views)]):
+            try:
+                open_to_all = os.stat(shared).st_mode & 0o002
+            except OSError:
+                continue
+            if open_to_all:
+                self.log(f"warning: {shared} is writable by everyone: anyone can run jobs "
+                         "as this worker's user")
         self.log(f"start categories={','.join(self.categories)}")
         for directory in (self.jar.worker_home, self.dir, self.jar.unclaimed, self.jar.cancel):
             self.watcher.add(directory)
@@ -217,7 +227,8 @@ class Worker:
                 if str(view.path) == directory:
                     view.add(name)
                     wake = True
-            if directory in (str(self.jar.worker_home), str(self.dir)):
+            if directory in (str(self.jar.worker_home), str(self.dir)) and name in (
+                    "STOP", "PAUSE", "STOP_ALL", "PAUSE_ALL"):
                 wake = True
             if directory == str(self.jar.unclaimed) and name in self.categories:
                 self.watcher.add(self.jar.unclaimed / name)
@@ -235,7 +246,9 @@ class Worker:
         """
         try:
             self.handle(category, path)
-        except OSError as exc:
+        except _Interrupted:
+            raise
+        except Exception as exc:  # OSError mostly; anything else must not kill us either
             self.log(f"error while handling {path.name}: {exc}")
             from .recovery import recover_worker
 
@@ -276,6 +289,11 @@ class Worker:
         """The record of this attempt, carrying earlier attempts' history."""
         name = path.name
         prior = records.read(self.jar.record(name)) or {}
+        if prior.get("worker") == self.name:
+            # Our own earlier attempt (a retry, or a finished job's name used again).
+            # Recovery reads "our record + our job/" as "only the move was lost", so
+            # un-name us first: if we die running this attempt, it is a lost attempt.
+            records.write(self.jar.record(name), dict(prior, worker=None))
         if prior.get("status") != records.PENDING:  # a finished job's name used again
             prior = {}
         try:
@@ -317,8 +335,9 @@ class Worker:
                 return "dependency-failed", reason, None
             if verdict == "wait":
                 return "waiting", None, None
-        out = opts.output or record["stdout"]
-        err = opts.error or record["stderr"]
+        # A relative path (hand-made files) goes to output/, not the short-lived scratch.
+        out = os.path.join(self.jar.output, opts.output) if opts.output else record["stdout"]
+        err = os.path.join(self.jar.output, opts.error) if opts.error else record["stderr"]
         record.update(stdout=out, stderr=err)
         scratch = self.dir / WORKER_SCRATCH
         shutil.rmtree(scratch, ignore_errors=True)
@@ -364,7 +383,12 @@ class Worker:
         if status == "waiting":
             target = self.jar.waiting_dir(category) / name
         else:
-            records.write(self.jar.record(name), record)
+            try:
+                records.write(self.jar.record(name), record)
+            except OSError as exc:  # a name too long for results/: set aside all the same
+                if status != "rejected":
+                    raise
+                self.log(f"no record for {name}: {exc.strerror}; reason: {record['reason']}")
             faults.hit("after-record")
             if retry:
                 target = self.jar.queue_dir(category) / name
@@ -381,7 +405,7 @@ class Worker:
         _unlink(self.jar.claimed_link(self.name))
         faults.hit("after-unlink")
         shutil.rmtree(self.dir / WORKER_SCRATCH, ignore_errors=True)
-        if status == "cancelled":
+        if status != "waiting" and not retry:  # done: a late request must not outlive it
             _unlink(self.jar.cancel / name)
         self.log(f"finish {name} {status}")
 
@@ -397,6 +421,8 @@ def unusable(path: Path) -> str | None:
     except OSError as exc:
         return f"cannot stat the job file: {exc.strerror}"
     mode = info.st_mode
+    if len(os.fsencode(path.name)) > MAX_NAME_BYTES:
+        return f"its name is longer than {MAX_NAME_BYTES} bytes (no room for its record)"
     if (mode & 0o170000) == 0o120000:
         return "a symbolic link (never followed out of the jar)"
     if (mode & 0o170000) != 0o100000:
