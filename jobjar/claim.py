@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import heapq
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class QueueView:
         self.known: set[str] = set()
         self.dir_mtime: int | None = None
         self.scanned_at = float("-inf")
+        self.linked = False  # the queue "directory" is a symbolic link: never follow it
 
     def _push(self, name: str, entry: os.DirEntry | None = None) -> None:
         try:
@@ -50,7 +52,7 @@ class QueueView:
 
     def add(self, name: str) -> None:
         """A job just appeared (a notification): put it in the view."""
-        if not name.startswith(".") and name not in self.known:
+        if not name.startswith(".") and name not in self.known and not self.linked:
             self._push(name)
 
     def refresh(self, force: bool = False) -> None:
@@ -59,10 +61,15 @@ class QueueView:
         if not force and self.heap and now - self.scanned_at < self.rescan:
             return
         try:
-            mtime = os.stat(self.path).st_mtime_ns
+            info = os.lstat(self.path)
         except OSError:
+            info = None
+        # A category that is a symbolic link would make us take files from outside the jar.
+        self.linked = info is not None and not stat.S_ISDIR(info.st_mode)
+        if info is None or self.linked:
             self.heap, self.known, self.dir_mtime = [], set(), None
             return
+        mtime = info.st_mtime_ns
         if mtime == self.dir_mtime and (self.heap or now - self.scanned_at < self.rescan):
             self.scanned_at = now
             return
@@ -83,6 +90,8 @@ class QueueView:
     def claim(self, dest_dir: Path) -> Path | None:
         """Rename the best job into ``dest_dir``; ``None`` if none could be had."""
         self.refresh()
+        if self.linked:
+            return None
         while True:
             if not self.heap:
                 self.refresh(force=True)

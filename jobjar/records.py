@@ -36,9 +36,11 @@ def dump(record: dict) -> str:
 
 def write(path: Path, record: dict) -> None:
     """Write a record atomically: a dot-file first, then one rename."""
-    tmp = path.parent / f".{path.name}.{os.uname().nodename}.{os.getpid()}.tmp"
+    # Short enough for a 250-byte job name; unique per node and process.
+    tmp = path.parent / f".{path.name[:40]}.{os.uname().nodename[:40]}.{os.getpid()}.tmp"
     try:
-        with open(tmp, "w", encoding="utf-8") as out:
+        # A hand-made name that is not UTF-8 becomes a JSON \udcXX escape, which reads back.
+        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as out:
             out.write(dump(record))
         os.rename(tmp, path)
     except BaseException:

@@ -81,13 +81,29 @@ def _dangling_links(jar: Jar) -> list[dict]:
     except FileNotFoundError:
         return done
     for entry in entries:
-        if entry.is_symlink() and not os.path.exists(entry.path):
+        if entry.is_symlink() and _target_gone(entry.path):
             try:
                 os.unlink(entry.path)
             except FileNotFoundError:
                 continue
             done.append({"path": f"claimed/{entry.name}", "action": "removed a dangling link"})
     return done
+
+
+def _target_gone(link: str) -> bool:
+    """Is a link's target known to be missing?
+
+    Only "no such file" counts: a link that cannot be followed for another
+    reason (sshfs refusing ``..`` targets with EPERM, ESTALE on NFS) may
+    belong to a living worker and must be left alone.
+    """
+    try:
+        os.stat(link)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _age(path: str, now: float) -> float:
@@ -112,12 +128,16 @@ def _abandoned_limbo(jar: Jar) -> list[dict]:
         record = {"name": entry.name, "status": "rejected", "finished": records.utc_iso(now),
                   "reason": "abandoned in limbo/ for over a day (its submitter never finished "
                             "submitting it)"}
+        # The record first: a crash between the two steps then leaves the file in
+        # limbo/, where the next run finds it again, never in rejected/ unexplained.
+        os.makedirs(jar.results, exist_ok=True)
+        records.write(jar.record(entry.name), record)
+        faults.hit("recover-limbo")
         try:
             os.makedirs(jar.rejected, exist_ok=True)
             os.rename(entry.path, target)
         except FileNotFoundError:
             continue
-        records.write(jar.record(entry.name), record)
         done.append({"job": entry.name, "action": "moved from limbo/ to rejected/"})
     return done
 
