@@ -40,7 +40,12 @@ def write(path: Path, record: dict) -> None:
     tmp = path.parent / f".{path.name[:40]}.{os.uname().nodename[:40]}.{os.getpid()}.tmp"
     try:
         # A hand-made name that is not UTF-8 becomes a JSON \udcXX escape, which reads back.
-        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as out:
+        try:
+            out = open(tmp, "w", encoding="utf-8", errors="backslashreplace")
+        except FileNotFoundError:  # a jar whose results/ was never made (or was removed)
+            os.makedirs(path.parent, exist_ok=True)
+            out = open(tmp, "w", encoding="utf-8", errors="backslashreplace")
+        with out:
             out.write(dump(record))
         os.rename(tmp, path)
     except BaseException:

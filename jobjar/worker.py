@@ -46,6 +46,8 @@ from .notify import Watcher
 
 #: Longest sleep between checks of a cancel request or control file while idle.
 MAX_JITTER = 10.0
+#: Shortest idle sleep, whatever JJ_PAUSE_TIME says.
+MIN_SLEEP = 0.05
 #: Longest job name that still leaves room for ``results/NAME.yaml`` in 255 bytes.
 MAX_NAME_BYTES = 250
 
@@ -202,7 +204,8 @@ class Worker:
         """Sleep ``JJ_PAUSE_TIME`` +-10 % (at most 10 s off), waking on local events."""
         base = self.config.pause_time
         jitter = min(base * 0.1, MAX_JITTER)
-        deadline = time.monotonic() + max(0.0, base + random.uniform(-jitter, jitter))
+        # At least MIN_SLEEP, so that JJ_PAUSE_TIME=0 polls instead of spinning.
+        deadline = time.monotonic() + max(MIN_SLEEP, base + random.uniform(-jitter, jitter))
         for _, view in self.views:  # categories created since we last looked
             self.watcher.add(view.path)
         self.sleeping = True
@@ -256,6 +259,9 @@ class Worker:
                 recover_worker(self.jar, self.config, self.name, f"worker error: {exc}")
             except OSError as again:
                 self.log(f"could not give {path.name} back: {again}")
+            if held_job(self.dir) is not None:  # still ours: stop, and leave it to recover_jobs
+                self.log("exiting: a job is stuck in this worker's directory")
+                self.terminated = True
             time.sleep(min(self.config.pause_time, 1.0))
 
     def handle(self, category: str | None, path: Path) -> None:
