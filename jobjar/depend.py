@@ -90,14 +90,32 @@ def fail_record(jar: Jar, path: Path, category: str | None, reason: str, status:
     from .naming import priority_of
 
     prior = records.read(jar.record(name)) or {}
+    if prior.get("status") != records.PENDING:  # a finished job's name used again
+        prior = {}
     try:
-        submitted = os.lstat(path).st_mtime
+        info = os.lstat(path)
+        submitted, owner = info.st_mtime, _login(info.st_uid)
     except OSError:
-        submitted = None
+        submitted, owner = None, None
     now = time.time()
-    return {**prior, "name": name, "category": category, "priority": priority_of(name),
-            "status": status, "reason": reason, "submitted": records.utc_iso(submitted),
+    # Every field a worker's record has, so readers need not care how a job ended.
+    empty = dict.fromkeys(("submitter", "node", "worker", "submitted", "claimed", "started",
+                           "finished", "duration", "exit_code", "signal", "status", "reason",
+                           "attempt", "retries", "recoveries", "stdout", "stderr"))
+    return {"name": name, "category": category, "priority": priority_of(name), **empty,
+            "recoveries": 0, "attempts": [], **prior,
+            "submitter": prior.get("submitter") or owner, "status": status, "reason": reason,
+            "submitted": prior.get("submitted") or records.utc_iso(submitted),
             "finished": records.utc_iso(now), "attempt": prior.get("attempt", 0)}
+
+
+def _login(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def release(jar: Jar, max_passes: int = 50) -> int:

@@ -162,13 +162,35 @@ def supervise(proc: subprocess.Popen, timeout: float | None, kill_grace: float,
 
 
 def _kill(proc: subprocess.Popen, waiter: Waiter, grace: float) -> None:
+    """SIGTERM to everything, SIGKILL to whatever is left after ``grace``.
+
+    A shell leader dies at once on SIGTERM while its children may still be
+    cleaning up, so the grace lasts until every process we signalled is gone,
+    not only the leader.
+    """
+    deadline = time.monotonic() + grace
     extra = _descendants(proc.pid)
     _signal_all(proc, extra, signal.SIGTERM)
-    waiter.wait(grace)
-    extra += _descendants(proc.pid)
+    if not waiter.wait(grace):  # the leader is still there: its pid is still its own
+        extra += _descendants(proc.pid)
+    while time.monotonic() < deadline and _lingering(extra):
+        time.sleep(0.05)
     _signal_all(proc, extra, signal.SIGKILL)
     if proc.returncode is None:
         proc.wait()
+
+
+def _lingering(processes: list) -> bool:
+    """True while any of these (psutil) processes runs; zombies count as gone."""
+    import psutil
+
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.Error:
+            pass
+    return False
 
 
 def outcome(proc: subprocess.Popen, started: float, finished: float, why: str | None) -> Outcome:

@@ -2,7 +2,8 @@
 
 All of it goes through the same files as everything else: ``find.locate``
 to see where a job is, a request file in ``cancel/`` that the worker running
-a job polls, and renames between the state directories.
+a job polls, and renames between the state directories.  There is no daemon
+to ask, so every function here works from any node that sees the jar.
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ import time
 from pathlib import Path
 
 from . import records
-from .depend import fail_record
+from .depend import fail_record, waiting_jobs
 from .errors import JobJarError
-from .find import Location, locate
+from .find import Location, locate, running_jobs
 from .layout import Jar
+
+#: How many times a job that moves while we act on it is looked up again.
+RELOOK = 5
+#: Longest pause between two looks of ``wait``.
+MAX_POLL = 1.0
 
 
 class WaitTimeout(JobJarError):
@@ -24,65 +30,115 @@ class WaitTimeout(JobJarError):
 
 
 def _find(name: str, jar: Jar) -> Location:
-    where = locate(name, jar)
+    where = _locate(name, jar)
     if where is None:
         raise JobJarError(f"no job named {name!r} in {jar.home}")
     return where
 
 
+def _locate(name: str, jar: Jar) -> Location | None:
+    """``locate``, looking again when a job is caught between two directories.
+
+    ``locate`` checks the directories one after another, so a job renamed
+    from a worker back into ``unclaimed/`` (a retry) just after we looked
+    there is seen nowhere; a second look finds it.
+    """
+    for _ in range(RELOOK):
+        where = locate(name, jar)
+        if where is not None:
+            return where
+    return None
+
+
+def _flat(names) -> list[str]:
+    """Names given one by one, as lists (``submit_job(array=...)``), or as one string."""
+    if isinstance(names, (str, os.PathLike)):
+        return [os.fspath(names)]
+    flat = []
+    for name in names:
+        flat += _flat(name) if not isinstance(name, str) else [name]
+    return flat
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def job_info(name: str, jar: Jar | None = None) -> dict:
-    """Where job ``name`` is now and its record (if it has one yet)."""
+    """Where job ``name`` is now and its record (``None`` if it has none yet).
+
+    ``state`` is one of limbo, waiting, unclaimed, running, completed and
+    rejected; a running job also has ``worker`` and ``running_for`` (seconds,
+    by the jar's own clock, so a node with a wrong clock still gets it right).
+    """
     jar = jar or Jar.from_config()
     where = _find(name, jar)
     info = {"name": name, "state": where.state, "path": str(where.path),
             "category": where.category, "worker": where.worker, "running_for": None,
+            "cancel_requested": os.path.lexists(jar.cancel / name),
             "record": records.read(jar.record(name))}
     if where.state == "running":
+        from .liveness import filesystem_now
+
         try:
-            info["running_for"] = round(time.time() - os.lstat(
-                jar.claimed_link(where.worker)).st_mtime, 1)
+            since = os.lstat(jar.claimed_link(where.worker)).st_mtime
+            info["running_for"] = round(max(0.0, filesystem_now(jar.limbo) - since), 1)
         except OSError:
             pass
     return info
 
 
-def _cancel_one(name: str, jar: Jar, where: Location) -> str:
-    if where.state in ("completed", "rejected"):
-        return "already finished"
-    if where.state == "limbo":
+def _cancel_one(name: str, jar: Jar, where: Location | None) -> str:
+    """Cancel one job; say what happened.
+
+    The request file comes first: a worker that claims the job while we
+    move it sees the request and cancels it itself.  A queued job is then
+    renamed into ``completed/`` (the rename decides between us and a worker)
+    and only then recorded, so the record never claims a job that still runs.
+    """
+    if where is not None and where.state == "limbo":
         raise JobJarError(f"job {name!r} is still being submitted (in limbo/)")
+    if where is not None and where.state in ("completed", "rejected"):
+        return "already finished"
     os.makedirs(jar.cancel, exist_ok=True)
     request = jar.cancel / name
     with open(request, "a"):
         pass
-    if where.state in ("unclaimed", "waiting"):
+    for _ in range(RELOOK):
+        if where is None or where.state in ("completed", "rejected"):
+            break
+        if where.state == "running":
+            return f"cancel requested (running on {where.worker})"
         record = fail_record(jar, where.path, where.category, f"cancelled while {where.state}",
                              "cancelled")
         try:
             os.rename(where.path, jar.completed / name)
-        except FileNotFoundError:  # a worker claimed it just now: it will see the request
-            where = locate(name, jar) or where
-            if where.state != "running":
-                return "already finished"
-        else:
-            records.write(jar.record(name), record)
-            os.unlink(request)
-            return "cancelled"
-    return f"cancel requested (running on {where.worker})"
+        except FileNotFoundError:  # claimed or released just now: look again
+            where = _locate(name, jar)
+            continue
+        records.write(jar.record(name), record)
+        _unlink(request)
+        return "cancelled"
+    else:
+        return "cancel requested"
+    # It finished before anyone saw the request: a stale request would
+    # cancel the job at once if it were ever resubmitted.
+    _unlink(request)
+    return "already finished"
 
 
-def _owned_by_me(path) -> bool:
+def _owned_by(path: Path, uid: int) -> bool:
     try:
-        return os.lstat(path).st_uid == os.getuid()
+        return os.lstat(path).st_uid == uid
     except OSError:
         return False
 
 
 def jobs_in_jar(jar: Jar) -> list[Location]:
     """Every job still in the jar: waiting, unclaimed or running."""
-    from .depend import waiting_jobs
-    from .find import running_jobs
-
     found = [Location("waiting", p, c) for c, p in waiting_jobs(jar)]
     for category in [None] + jar.categories():
         try:
@@ -102,35 +158,47 @@ def cancel_job(*names: str, category: str | None = None, mine: bool = False,
                jar: Jar | None = None) -> list[tuple[str, str]]:
     """Cancel jobs by name, every job of a category, or every job of yours.
 
-    Returns ``(name, what happened)`` pairs.  A queued or waiting job leaves
-    the jar at once, recorded ``cancelled``; a running job is killed by its
-    worker (on whatever node) within about a second.
+    Returns ``(name, what happened)`` pairs: ``cancelled`` (it left the jar
+    at once), ``cancel requested (running on WORKER)`` (its worker, on
+    whatever node, kills it within about a second and records it
+    ``cancelled``) or ``already finished``.  "Yours" means job files owned
+    by the calling user, which is who submitted them.  An unknown name is an
+    error, raised before anything is cancelled.  Names may also come as
+    lists, such as the one ``submit_job(array=...)`` returns.
     """
     jar = jar or Jar.from_config()
-    targets = [(n, _find(n, jar)) for n in names]
+    names = _flat(names)
+    if not names and category is None and not mine:
+        raise JobJarError("name the jobs to cancel, or give a category or --mine")
+    targets = {n: _find(n, jar) for n in names}
     if category is not None or mine:
+        uid = os.getuid()
         for where in jobs_in_jar(jar):
             if category is not None and where.category != category:
                 continue
-            if mine and not _owned_by_me(where.path):
+            if mine and not _owned_by(where.path, uid):
                 continue
-            targets.append((where.path.name, where))
-    if not targets and not (category is not None or mine):
-        raise JobJarError("name the jobs to cancel, or give a category or --mine")
-    return [(name, _cancel_one(name, jar, where)) for name, where in targets]
+            targets.setdefault(where.path.name, where)
+    return [(name, _cancel_one(name, jar, where)) for name, where in targets.items()]
 
 
 def resubmit_job(*names: str, jar: Jar | None = None) -> list[str]:
-    """Put finished jobs back into their jar, each as a new attempt; return their names."""
+    """Put finished jobs back into their jar, each as a new attempt; return their names.
+
+    The record is rewritten as ``retrying`` before the job moves, so that
+    recovery and ``wait`` never take a job back in the jar for a finished
+    one; the worker then numbers the attempt and keeps the history.
+    """
     jar = jar or Jar.from_config()
-    done = []
-    for name in names:
-        where = _find(name, jar)
+    found = [(name, _find(name, jar)) for name in _flat(names)]
+    for name, where in found:
         if where.state != "completed":
             raise JobJarError(f"job {name!r} has not finished (it is {where.state})")
-        record = records.read(jar.record(name)) or {}
+    done = []
+    for name, where in found:
+        record = records.read(jar.record(name)) or {"name": name}
         category = record.get("category")
-        # Marked as pending first, so recovery never takes it for a finished job.
+        _unlink(jar.cancel / name)  # an old request must not cancel the new attempt
         record.update(status=records.PENDING, reason="resubmitted")
         records.write(jar.record(name), record)
         target = jar.queue_dir(category) / name
@@ -143,11 +211,26 @@ def resubmit_job(*names: str, jar: Jar | None = None) -> list[str]:
     return done
 
 
-def _finished(jar: Jar, name: str) -> bool:
-    return os.path.lexists(jar.completed / name) or os.path.lexists(jar.rejected / name)
+def _left_jar(jar: Jar, name: str) -> dict | None:
+    """The record of a job that has left the jar, or ``None`` while it is in it.
+
+    A job in ``completed/`` whose record is not final yet is still being
+    cancelled (its request is there until the record is) or resubmitted
+    (``retrying``): wait for it to settle.
+    """
+    if not (os.path.lexists(jar.completed / name) or os.path.lexists(jar.rejected / name)):
+        return None
+    record = records.read(jar.record(name))
+    status = record.get("status") if record else None
+    if status in records.FINAL:
+        return record
+    if status == records.PENDING or os.path.lexists(jar.cancel / name):
+        return None
+    return record or {"name": name, "status": None}  # left the jar without a record
 
 
-def _bar(done: int, total: int, failed: int, running: int, elapsed: float) -> str:
+def progress_line(done: int, total: int, failed: int, running: int, elapsed: float) -> str:
+    """One frame of the progress bar (starts with a carriage return)."""
     width = 30
     filled = width * done // total if total else width
     eta = elapsed / done * (total - done) if done else None
@@ -163,45 +246,50 @@ def _clock(seconds: float) -> str:
 
 def wait(names: list[str] | None = None, timeout: float | None = None, progress: bool = False,
          jar: Jar | None = None) -> list[dict]:
-    """Block until the jobs have left the jar; return their records.
+    """Block until the jobs have left the jar; return their records, in order.
 
-    Without names, waits for every job queued, waiting or running now.  A
-    progress bar goes to standard error when ``progress`` is true.  Raises
+    ``names`` is a list of names (or one name).  Without names, waits for
+    every job queued, waiting or running now (jobs submitted later are not
+    waited for).  The jar is polled, quickly at first and then once a
+    second.  With ``progress`` a live bar goes to standard error.  Raises
     ``WaitTimeout`` after ``timeout`` seconds.
     """
     jar = jar or Jar.from_config()
+    names = _flat(names) if names else None
     if names:
         for name in names:
             _find(name, jar)
-        pending = list(dict.fromkeys(names))
+        order = list(dict.fromkeys(names))
     else:
-        pending = [where.path.name for where in jobs_in_jar(jar)]
-    total, order = len(pending), list(pending)
+        order = list(dict.fromkeys(where.path.name for where in jobs_in_jar(jar)))
+    pending, found = list(order), {}
     start = time.monotonic()
-    interval, failed = 0.02, 0
+    interval = 0.02
     while True:
         still = []
         for name in pending:
-            if _finished(jar, name):
-                status = records.status_of(jar.record(name))
-                failed += status != "succeeded"
-            else:
+            record = _left_jar(jar, name)
+            if record is None:
                 still.append(name)
+            else:
+                found[name] = record
         pending = still
         elapsed = time.monotonic() - start
         if progress:
-            running = len(os.listdir(jar.claimed)) if jar.claimed.is_dir() else 0
-            sys.stderr.write(_bar(total - len(pending), total, failed, running, elapsed))
+            failed = sum(r.get("status") != "succeeded" for r in found.values())
+            running = len(set(pending) & set(running_jobs(jar))) if pending else 0
+            sys.stderr.write(progress_line(len(found), len(order), failed, running, elapsed))
             sys.stderr.flush()
         if not pending:
             break
         if timeout is not None and elapsed >= timeout:
             if progress:
                 sys.stderr.write("\n")
-            raise WaitTimeout(f"{len(pending)} of {total} jobs still in the jar after "
+            raise WaitTimeout(f"{len(pending)} of {len(order)} jobs still in the jar after "
                               f"{timeout:g} s")
-        time.sleep(interval)
-        interval = min(interval * 1.5, 1.0)
+        pause = interval if timeout is None else min(interval, max(0.0, timeout - elapsed))
+        time.sleep(pause)
+        interval = min(interval * 1.5, MAX_POLL)
     if progress:
         sys.stderr.write("\n")
-    return [records.read(jar.record(name)) or {"name": name, "status": None} for name in order]
+    return [found[name] for name in order]

@@ -42,7 +42,7 @@ def _options(jar: Jar, extra: dict) -> jjdir.Directives:
     for name, value in extra.items():
         if value is None or value == [] or (name == "retries" and value == 0):
             continue
-        if name in ("output", "error"):
+        if name in ("output", "error") and str(value):  # "" stays "" and is refused
             value = os.path.abspath(os.path.expanduser(str(value)))
         setattr(opts, name, jjdir.check(name, value))
     if opts.dependencies:

@@ -39,6 +39,7 @@ from .layout import (
     WORKER_LOG,
     WORKER_SCRATCH,
     Jar,
+    held_job,
     relative_link,
 )
 from .naming import priority_of

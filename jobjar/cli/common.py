@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import JobJarError
 
@@ -24,7 +24,14 @@ class Parser(argparse.ArgumentParser):
 def run(prog: str, body: Callable[[], int | None]) -> int:
     """Run a command body; a user error becomes one line and status 1."""
     try:
-        return body() or 0
+        code = body() or 0
+        sys.stdout.flush()  # a reader that went away (| head) shows up here, not at exit
+        return code
+    except BrokenPipeError:  # before OSError, which it is: not worth an error line
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except JobJarError as exc:
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return 1
@@ -34,5 +41,3 @@ def run(prog: str, body: Callable[[], int | None]) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 1

@@ -25,20 +25,32 @@ def info_main(argv: list[str] | None = None) -> int:
             sys.stdout.write(json.dumps(infos if len(infos) > 1 else infos[0], indent=2) + "\n")
             return 0
         for info in infos:
-            where = info["state"]
-            if info["worker"]:
-                where += f" on {info['worker']}"
-            if info["running_for"] is not None:
-                where += f" for {info['running_for']:.0f} s"
-            print(f"{info['name']}: {where}")
-            for key, value in (info["record"] or {}).items():
-                if key != "attempts":
-                    print(f"  {key}: {value}")
-            for attempt in (info["record"] or {}).get("attempts", []):
-                print(f"  attempt: {attempt}")
+            print("\n".join(_describe(info)))
         return 0
 
     return run("job_info", body)
+
+
+def _describe(info: dict) -> list[str]:
+    """``job_info``'s text: where the job is, then its record without the empty fields."""
+    where = info["state"]
+    if info["worker"]:
+        where += f" on {info['worker']}"
+    if info["running_for"] is not None:
+        where += f" for {info['running_for']:.0f} s"
+    lines = [f"{info['name']}: {where}"]
+    if info["cancel_requested"]:
+        lines.append("  cancel requested")
+    record = info["record"] or {}
+    lines += [f"  {key}: {value}" for key, value in record.items()
+              if key != "attempts" and value is not None]
+    for attempt in record.get("attempts") or []:
+        how = f"exit {attempt.get('exit_code')}" if attempt.get("signal") is None \
+            else f"signal {attempt.get('signal')}"
+        lines.append(f"  attempt {attempt.get('attempt')}: {attempt.get('status')}, {how}, "
+                     f"on {attempt.get('worker')}, {attempt.get('started')} to "
+                     f"{attempt.get('finished')}")
+    return lines
 
 
 def cancel_main(argv: list[str] | None = None) -> int:
@@ -90,7 +102,6 @@ def wait_main(argv: list[str] | None = None) -> int:
     bar.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("names", nargs="*", metavar="NAME")
     args = p.parse_args(argv)
-    outcome = {"code": 0}
 
     def body() -> int:
         from ..errors import JobJarError
@@ -101,14 +112,14 @@ def wait_main(argv: list[str] | None = None) -> int:
             try:
                 timeout = float(args.timeout)
             except ValueError:
-                raise JobJarError(f"--timeout must be a number of seconds: {args.timeout!r}") \
-                    from None
+                timeout = -1.0
+            if not 0 <= timeout < float("inf"):
+                raise JobJarError(f"--timeout must be a number of seconds: {args.timeout!r}")
         progress = sys.stderr.isatty() if args.progress is None else args.progress
         try:
             found = wait(args.names or None, timeout=timeout, progress=progress)
         except WaitTimeout as exc:
             sys.stderr.write(f"wait_jobs: {exc}\n")
-            outcome["code"] = 2
             return 2
         bad = [r for r in found if r.get("status") != "succeeded"]
         for record in bad:
