@@ -362,7 +362,7 @@ class Worker:
         faults.hit("while-running")
         why, finished = execute.supervise(
             proc, opts.timeout, self.config.kill_grace,
-            lambda: os.path.lexists(self.jar.cancel / name), self.beat)
+            lambda: cancel_requested(self.jar, name), self.beat)
         result = execute.outcome(proc, started, finished, why)
         reason = result.reason
         if why == "timed-out":
@@ -415,6 +415,19 @@ class Worker:
         if status != "waiting" and not retry:  # done: a late request must not outlive it
             _unlink(self.jar.cancel / name)
         self.log(f"finish {name} {status}")
+
+
+def cancel_requested(jar: Jar, name: str) -> bool:
+    """Is there a cancel request for ``name``?  Asked about once a second per running job.
+
+    Listing the directory, rather than looking the name up, makes an NFS
+    client revalidate it: a cached "no such file" answer could otherwise hide
+    a request made on another node for up to a minute.
+    """
+    try:
+        return name in os.listdir(jar.cancel)
+    except OSError:
+        return False
 
 
 class _Interrupted(Exception):
