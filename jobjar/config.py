@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError, JobJarError
@@ -45,10 +44,16 @@ _overrides: dict[str, object] = {}
 _cache: tuple[tuple, Config] | None = None
 
 
-@dataclass(frozen=True)
 class Config:
-    """The resolved configuration of one program run."""
+    """The resolved configuration of one program run (immutable).
 
+    A small hand-written class rather than a dataclass: ``dataclasses``
+    imports ``inspect``, which would cost every ``submit_job`` process
+    several milliseconds of start-up.
+    """
+
+    __slots__ = ("home", "worker_home", "pause_time", "max_workers", "categories", "node",
+                 "max_recoveries", "kill_grace", "heartbeat", "allow_root", "sources")
     home: Path
     worker_home: Path
     pause_time: float
@@ -59,7 +64,34 @@ class Config:
     kill_grace: float
     heartbeat: float
     allow_root: bool
-    sources: tuple[str, ...] = ()
+    sources: tuple[str, ...]
+
+    def __init__(self, home: Path, worker_home: Path, pause_time: float, max_workers: int,
+                 categories: tuple[str, ...], node: str, max_recoveries: int,
+                 kill_grace: float, heartbeat: float, allow_root: bool,
+                 sources: tuple[str, ...] = ()) -> None:
+        values = (home, worker_home, pause_time, max_workers, categories, node,
+                  max_recoveries, kill_grace, heartbeat, allow_root, sources)
+        for name, value in zip(self.__slots__, values):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: Config is immutable")
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"Config({fields})"
 
 
 def install_dir() -> Path:

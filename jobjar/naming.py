@@ -7,12 +7,10 @@ category or identifier from ever naming a path outside the jar.
 
 from __future__ import annotations
 
-import datetime
-import getpass
 import itertools
 import os
 import re
-import socket
+import time
 
 from .errors import JobJarError
 
@@ -86,18 +84,37 @@ def check_priority(priority: object) -> int:
     return value
 
 
+_passwd_names: dict[int, str] = {}
+
+
 def login() -> str:
-    """The submitter's login name, made safe for a file name."""
-    try:
-        name = getpass.getuser()
-    except Exception:  # no passwd entry (containers): fall back to the uid
-        name = f"uid{os.getuid()}"
+    """The submitter's login name, made safe for a file name.
+
+    The same rule as ``getpass.getuser`` (the environment, then the password
+    database), without importing it and with the password lookup cached:
+    ``submit_job`` calls this once per job.
+    """
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        name = os.environ.get(variable)
+        if name:
+            break
+    else:
+        uid = os.getuid()
+        name = _passwd_names.get(uid)
+        if name is None:
+            try:
+                import pwd
+
+                name = pwd.getpwuid(uid).pw_name
+            except (ImportError, KeyError):  # no passwd entry (containers): use the uid
+                name = f"uid{uid}"
+            _passwd_names[uid] = name
     return _BAD_CHARS.sub("_", name).lstrip(".") or "user"
 
 
 def default_node() -> str:
-    """The short host name of this machine."""
-    return socket.gethostname().split(".")[0] or "localhost"
+    """The short host name of this machine (``uname`` is what gethostname reads)."""
+    return os.uname().nodename.split(".")[0] or "localhost"
 
 
 def unique_name(node: str, priority: int = 0, ident: str | None = None) -> str:
@@ -107,9 +124,9 @@ def unique_name(node: str, priority: int = 0, ident: str | None = None) -> str:
     counter make it unique across nodes; the identifier helps people find
     their jobs, and the priority is the extension.
     """
-    now = datetime.datetime.now(datetime.timezone.utc)
-    parts = [now.strftime("%Y%m%dT%H%M%S_%fZ"), login(), node, str(os.getpid()),
-             str(next(_counter))]
+    seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + f"_{micros:06d}Z"
+    parts = [stamp, login(), node, str(os.getpid()), str(next(_counter))]
     if ident:
         parts.append(check_word("identifier", ident))
     return "-".join(parts) + f".{priority}"

@@ -1,0 +1,790 @@
+#!/usr/bin/env python3
+"""The Job Jar benchmark: one command, one table, appended to docs/performance.md.
+
+Usage::
+
+    python3 bench/run.py [--jobs N] [--workers W] [--quick] [--only SECTIONS] [--no-write]
+
+It measures, in one run on this machine (every jar lives in a fresh
+temporary directory that is removed afterwards):
+
+1. throughput: N jobs that each ``touch`` their own file (every file is
+   checked) through W workers, from the submission of the first to the
+   completion of the last, next to ``xargs -P W`` running the same N
+   one-line shell scripts, and next to task-spooler (``tsp``/``ts``) and GNU
+   Parallel when they are installed (a missing peer is skipped and named);
+2. depth: the per-job cost of claiming and running while the jar holds 100,
+   10,000 and 100,000 queued jobs of one category and priority, with a few
+   higher-priority ones that must be claimed first (the claim order is
+   checked against the records);
+3. submission: ``jobjar.submit_job`` in one process, one ``submit_job``
+   process per job (installed console script in a virtual environment, and
+   ``bin/submit_job``), and ``submit_job --from-file`` with 10,000 lines;
+4. latency: an idle worker (default ``JJ_PAUSE_TIME``), one submitted job,
+   time until the job starts (it writes a timestamp); median of 20;
+5. ``system_status --json`` on the jar of 100,000 jobs, and the peak
+   resident memory of the workers over the throughput runs.
+
+It is never run by the tests: it takes a few minutes and its figures depend
+on the machine.  Speed is only ever measured here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parent.parent
+BIN = TOP / "bin"
+DOC = TOP / "docs" / "performance.md"
+sys.path.insert(0, str(TOP))
+
+ROOT: list[Path] = []  # the benchmark's directory, for the machine description
+SECTIONS = ("throughput", "depth", "submit", "latency", "status")
+TARGETS = {
+    "throughput": "jobs/s >= 0.8 x xargs",
+    "depth": "cost at 100,000 <= 1.5 x cost at 100, priority order kept",
+    "latency": "median <= 10 ms",
+    "submit_api": ">= 5,000 jobs/s",
+    "submit_proc": "<= 40 ms wall",
+    "from_file": "< 2 s",
+    "status": "< 1 s",
+    "rss": "< 40 MB",
+}
+
+
+# -- helpers -------------------------------------------------------------------
+
+def say(message: str) -> None:
+    """Progress on stderr, so that stdout holds only the table."""
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+def wait_until(condition, timeout: float, what: str, interval: float = 0.005) -> None:
+    """Poll ``condition`` until it holds; fail loudly at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def count(path: Path) -> int:
+    """Entries in a directory (0 if it is missing)."""
+    try:
+        return len(os.listdir(path))
+    except FileNotFoundError:
+        return 0
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as src:
+            return src.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def peak_rss_kib(pid: int) -> int:
+    """The peak resident set size of a running process (VmHWM), in KiB."""
+    try:
+        with open(f"/proc/{pid}/status") as src:
+            for line in src:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def fmt_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def fmt_ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.2f} ms"
+
+
+class Jar:
+    """One temporary jar and the workers started on it."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.home = root / name
+        self.home.mkdir(parents=True)
+        self.env = base_env(root)
+        self.env["JJ_HOME"] = str(self.home)
+        self.pids: list[int] = []
+
+    def start_workers(self, count_: int, *categories: str) -> list[int]:
+        """Start workers with ``bin/start_worker``; return their pids."""
+        try:  # left by the previous round's stop
+            os.unlink(self.home / "workers" / "STOP_ALL")
+        except FileNotFoundError:
+            pass
+        for _ in range(count_):
+            out = subprocess.run([str(BIN / "start_worker"), *categories], env=self.env,
+                                 check=True, capture_output=True, text=True).stdout
+            self.pids.append(int(out.strip().rsplit(".", 1)[1]))
+        return list(self.pids)
+
+    def stop_workers(self) -> None:
+        """STOP_ALL, wait for the workers to leave, then SIGKILL any left (by pid)."""
+        workers = self.home / "workers"
+        workers.mkdir(exist_ok=True)
+        (workers / "STOP_ALL").touch()
+        deadline = time.monotonic() + 15
+        while any(alive(p) for p in self.pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for pid in self.pids:
+            if alive(pid):
+                say(f"worker {pid} did not stop: SIGKILL")
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.pids = []
+
+    def activate(self) -> None:
+        """Point this process's environment (and so ``jobjar``) at this jar."""
+        for key in [k for k in os.environ if k.startswith("JJ_")]:
+            del os.environ[key]
+        os.environ.update(self.env)
+
+
+def base_env(root: Path) -> dict[str, str]:
+    """A clean environment: no personal config, default pause time, may run as root."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JJ_")}
+    home = root / "home"
+    home.mkdir(exist_ok=True)
+    env.update(HOME=str(home), JJ_ALLOW_ROOT="yes", TMPDIR=str(root / "tmp"))
+    (root / "tmp").mkdir(exist_ok=True)
+    return env
+
+
+def touch_scripts(directory: Path, outdir: Path, n: int) -> Path:
+    """N one-line shell scripts that each touch their own file; returns the list file."""
+    directory.mkdir(parents=True)
+    paths = []
+    for i in range(n):
+        path = directory / f"job{i}"
+        path.write_text(f"#!/bin/sh\ntouch {outdir}/f{i}\n")
+        path.chmod(0o755)
+        paths.append(str(path))
+    listing = directory.parent / f"{directory.name}.list"
+    listing.write_text("\n".join(paths) + "\n")
+    return listing
+
+
+def check_touched(outdir: Path, n: int, tool: str) -> None:
+    """Every job must have touched its file: a fast wrong answer is no answer."""
+    found = set(os.listdir(outdir))
+    missing = [i for i in range(n) if f"f{i}" not in found]
+    if missing:
+        raise RuntimeError(f"{tool}: {len(missing)} of {n} files missing (e.g. f{missing[0]})")
+
+
+# -- 1. throughput ---------------------------------------------------------------
+
+def tp_jobjar(root: Path, tag: str, n: int, w: int, rss: list[int]) -> float:
+    jar = Jar(root, f"tp-{tag}")
+    outdir = root / f"tp-{tag}-out"
+    outdir.mkdir()
+    try:
+        jar.start_workers(w)
+        time.sleep(0.3)  # let them settle into their idle sleep
+        jar.activate()
+        import jobjar
+
+        completed = jar.home / "completed"
+        start = time.perf_counter()
+        for i in range(n):
+            jobjar.submit_job(f"touch {outdir}/f{i}")
+        wait_until(lambda: count(completed) >= n, 600, "jobjar jobs", 0.01)
+        elapsed = time.perf_counter() - start
+        rss.extend(peak_rss_kib(p) for p in jar.pids)
+    finally:
+        jar.stop_workers()
+    check_touched(outdir, n, "jobjar")
+    bad = [name for name in os.listdir(completed)
+           if '"succeeded"' not in (jar.home / "results" / f"{name}.yaml").read_text()]
+    if bad:
+        raise RuntimeError(f"jobjar: {len(bad)} jobs did not succeed, e.g. {bad[0]}")
+    return elapsed
+
+
+def tp_xargs(root: Path, tag: str, n: int, w: int) -> float:
+    outdir = root / f"tp-{tag}-out"
+    outdir.mkdir()
+    listing = touch_scripts(root / f"tp-{tag}-scripts", outdir, n)
+    with open(listing) as src:
+        start = time.perf_counter()
+        subprocess.run(["xargs", "-P", str(w), "-n", "1", "sh"], stdin=src, check=True)
+        elapsed = time.perf_counter() - start
+    check_touched(outdir, n, "xargs")
+    return elapsed
+
+
+def tp_parallel(root: Path, tag: str, n: int, w: int) -> float:
+    outdir = root / f"tp-{tag}-out"
+    outdir.mkdir()
+    listing = touch_scripts(root / f"tp-{tag}-scripts", outdir, n)
+    env = base_env(root)
+    start = time.perf_counter()
+    subprocess.run(["parallel", "--will-cite", "-j", str(w), "::::", str(listing)], env=env,
+                   check=True, stdout=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - start
+    check_touched(outdir, n, "parallel")
+    return elapsed
+
+
+def tsp_env(root: Path, tag: str) -> dict[str, str]:
+    env = base_env(root)
+    env.update(TS_SOCKET=str(root / f"tsp-{tag}.socket"), TS_MAXFINISHED=str(10**6))
+    return env
+
+
+def tp_tsp(root: Path, tag: str, n: int, w: int, tsp: str) -> float:
+    outdir = root / f"tp-{tag}-out"
+    outdir.mkdir()
+    listing = touch_scripts(root / f"tp-{tag}-scripts", outdir, n)
+    env = tsp_env(root, tag)
+    subprocess.run([tsp, "-S", str(w)], env=env, check=True)
+    try:
+        with open(listing) as src:
+            start = time.perf_counter()
+            # one client per job, as a user's loop would run them
+            subprocess.run(["xargs", "-n", "1", tsp], stdin=src, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            wait_until(lambda: count(outdir) >= n, 600, "tsp jobs", 0.01)
+            elapsed = time.perf_counter() - start
+    finally:
+        subprocess.run([tsp, "-K"], env=env, stderr=subprocess.DEVNULL)
+    check_touched(outdir, n, "tsp")
+    return elapsed
+
+
+def find_tsp() -> str | None:
+    for name in ("tsp", "ts"):
+        path = shutil.which(name)
+        if path:
+            probe = subprocess.run([path, "-h"], capture_output=True, text=True)
+            if "spooler" in (probe.stdout + probe.stderr).lower():
+                return path
+    return None
+
+
+def throughput(root: Path, n: int, w: int, repeat: int, results: dict) -> None:
+    tsp = find_tsp()
+    tools = {"jobjar": None, "xargs": None}
+    if tsp:
+        tools["task-spooler"] = None
+    else:
+        results["notes"].append("task-spooler not installed: skipped")
+    if shutil.which("parallel"):
+        tools["GNU Parallel"] = None
+    else:
+        results["notes"].append("GNU Parallel not installed: skipped")
+    times: dict[str, list[float]] = {t: [] for t in tools}
+    rss: list[int] = []
+    for r in range(repeat):
+        for tool in tools:
+            tag = f"{tool.split()[0].lower()}-{r}"
+            say(f"throughput {tool} run {r + 1}/{repeat}")
+            if tool == "jobjar":
+                t = tp_jobjar(root, tag, n, w, rss)
+            elif tool == "xargs":
+                t = tp_xargs(root, tag, n, w)
+            elif tool == "task-spooler":
+                t = tp_tsp(root, tag, n, w, tsp)
+            else:
+                t = tp_parallel(root, tag, n, w)
+            times[tool].append(t)
+            say(f"  {n / t:,.0f} jobs/s")
+    rates = {t: n / statistics.median(v) for t, v in times.items()}
+    results["throughput"] = {"rates": rates, "runs": {t: [n / x for x in v]
+                                                      for t, v in times.items()}}
+    results["rss_kib"] = max(rss) if rss else None
+
+
+# -- 2. depth ---------------------------------------------------------------------
+
+HIGH = ((9, 3), (3, 3))  # (priority, how many): claimed before every priority-0 job
+
+
+def prefill(queue: Path, outdir: Path, total: int) -> list[str]:
+    """Write jobs straight into a category, as ``cp`` + ``mv`` would; return the names
+    in the order a worker must claim them (priority, then mtime, then name)."""
+    queue.mkdir(parents=True)
+    body = f'#!/bin/sh\ntouch "{outdir}/$JJ_JOB_NAME"\n'.encode()
+    names = [f"depth{i:07d}.0" for i in range(total)]
+    for prio, many in HIGH:  # the newest files: only their priority puts them first
+        names += [f"urgent{prio}-{j}.{prio}" for j in range(many)]
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    for name in names:
+        fd = os.open(queue / name, flags, 0o755)
+        os.write(fd, body)
+        os.close(fd)
+    from jobjar.naming import priority_of
+
+    with os.scandir(queue) as entries:
+        keys = [(-priority_of(e.name), e.stat().st_mtime_ns, e.name) for e in entries]
+    return [k[2] for k in sorted(keys)]
+
+
+class DepthJar:
+    """A jar pre-filled with ``queued`` + the jobs the rounds will run."""
+
+    def __init__(self, root: Path, queued: int, per_round: int, rounds: int) -> None:
+        self.queued, self.per_round = queued, per_round
+        self.jar = Jar(root, f"depth-{queued}")
+        outdir = root / f"depth-{queued}-out"
+        outdir.mkdir()
+        say(f"depth {queued:,}: writing {queued + per_round * rounds:,} jobs")
+        self.expected = prefill(self.jar.home / "unclaimed" / "bench", outdir,
+                                queued + per_round * rounds)
+        self.done = 0
+        self.costs: list[float] = []
+
+    def run_round(self) -> float:
+        """Start one worker, let it run ``per_round`` jobs (plus, the first time, the
+        urgent ones), stop it; return the time per job between its first and last claim."""
+        completed = self.jar.home / "completed"
+        completed.mkdir(exist_ok=True)
+        before = set(os.listdir(completed))
+        wanted = self.per_round + (sum(m for _, m in HIGH) if not before else 0)
+        self.jar.start_workers(1, "bench")
+        try:
+            wait_until(lambda: count(completed) >= len(before) + wanted, 900,
+                       f"depth {self.queued} jobs", 0.01)
+        finally:
+            self.jar.stop_workers()
+        claims = sorted(claim_time(self.jar, n) for n in set(os.listdir(completed)) - before)
+        cost = (claims[-1][0] - claims[0][0]) / (len(claims) - 1)
+        self.costs.append(cost)
+        self.done = count(completed)
+        return cost
+
+    def order_kept(self) -> tuple[bool, str]:
+        """Compare every claim so far with the order the protocol prescribes."""
+        completed = self.jar.home / "completed"
+        order = [n for _, n in sorted(claim_time(self.jar, n) for n in os.listdir(completed))]
+        if order == self.expected[: len(order)]:
+            return True, ""
+        return False, _first_diff(order, self.expected)
+
+
+def claim_time(jar: Jar, name: str) -> tuple[float, str]:
+    """When a finished job was claimed, from its record (which must say succeeded)."""
+    from jobjar import records
+
+    record = records.read(jar.home / "results" / f"{name}.yaml") or {}
+    if record.get("status") != "succeeded":
+        raise RuntimeError(f"{name} ended {record.get('status')}")
+    stamp = datetime.datetime.fromisoformat(record["claimed"].replace("Z", "+00:00"))
+    return stamp.timestamp(), name
+
+
+def _first_diff(order: list[str], expected: list[str]) -> str:
+    for i, (got, want) in enumerate(zip(order, expected)):
+        if got != want:
+            return f"claim #{i + 1} was {got}, expected {want}"
+    return "order differs"
+
+
+def depth(root: Path, sizes: list[int], per_round: int, rounds: int, results: dict) -> None:
+    jars = [DepthJar(root, q, per_round, rounds) for q in sizes]
+    for r in range(rounds):  # interleaved, so that drift hits every size alike
+        for dj in jars:
+            cost = dj.run_round()
+            say(f"depth {dj.queued:,} round {r + 1}/{rounds}: {cost * 1000:.2f} ms/job")
+    rows = []
+    for dj in jars:
+        kept, detail = dj.order_kept()
+        if not kept:
+            say(f"depth {dj.queued:,}: priority order BROKEN: {detail}")
+        rows.append({"queued": dj.queued, "jobs": dj.done, "per_job": statistics.median(dj.costs),
+                     "rounds": dj.costs, "in_order": kept, "jar": dj.jar})
+    results["depth"] = rows
+
+
+# -- 3. submission ------------------------------------------------------------------
+
+API_SNIPPET = """
+import sys, time, jobjar
+n = int(sys.argv[1])
+jobjar.submit_job("true")  # first call loads the configuration
+start = time.perf_counter()
+for _ in range(n):
+    jobjar.submit_job("true")
+print(time.perf_counter() - start)
+"""
+
+
+def make_venv(root: Path) -> Path | None:
+    """An installed copy of the package (console scripts) in a virtual environment."""
+    venv = root / "venv"
+    src = root / "src"
+    try:
+        shutil.copytree(TOP / "jobjar", src / "jobjar",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy(TOP / name, src / name)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True,
+                       capture_output=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-deps", str(src)],
+                       check=True, capture_output=True)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        err = getattr(exc, "stderr", b"") or b""
+        say(f"venv install failed: {exc} {err.decode(errors='replace')[-300:]}")
+        return None
+    script = venv / "bin" / "submit_job"
+    return script if script.exists() else None
+
+
+def time_processes(argv: list[str], env: dict, runs: int) -> float:
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - start)
+    return statistics.median(walls)
+
+
+def submission(root: Path, api_jobs: int, proc_runs: int, lines: int, results: dict) -> None:
+    out: dict = {}
+    jar = Jar(root, "submit-api")
+    env = dict(jar.env, PYTHONPATH=str(TOP))
+    say(f"submission: jobjar.submit_job x {api_jobs:,}")
+    secs = float(subprocess.run([sys.executable, "-c", API_SNIPPET, str(api_jobs)], env=env,
+                                check=True, capture_output=True, text=True).stdout)
+    if count(jar.home / "unclaimed") != api_jobs + 1:
+        raise RuntimeError("submit_job: wrong number of jobs in the jar")
+    out["api"] = api_jobs / secs
+
+    jar = Jar(root, "submit-proc")
+    say(f"submission: {proc_runs} bin/submit_job processes")
+    out["bin"] = time_processes([str(BIN / "submit_job"), "true"], jar.env, proc_runs)
+    script = make_venv(root)
+    if script:
+        say(f"submission: {proc_runs} installed submit_job processes (venv)")
+        out["venv"] = time_processes([str(script), "true"], jar.env, proc_runs)
+    else:
+        out["venv"] = None
+        results["notes"].append("virtual environment could not be made: installed "
+                                "console script not measured")
+    out["python"] = time_processes([sys.executable, "-c", "pass"], jar.env, proc_runs)
+    out["python_S"] = time_processes([sys.executable, "-I", "-S", "-c", "pass"], jar.env,
+                                     proc_runs)
+
+    jar = Jar(root, "submit-file")
+    listing = root / "lines.txt"
+    listing.write_text("".join(f"echo line {i}\n" for i in range(lines)))
+    say(f"submission: submit_job --from-file with {lines:,} lines")
+    start = time.perf_counter()
+    subprocess.run([str(BIN / "submit_job"), "--from-file", str(listing)], env=jar.env,
+                   check=True, stdout=subprocess.DEVNULL)
+    out["from_file"] = time.perf_counter() - start
+    if count(jar.home / "unclaimed") != lines:
+        raise RuntimeError("--from-file: wrong number of jobs in the jar")
+    results["submit"] = out
+
+
+# -- 4. latency ---------------------------------------------------------------------
+
+def latency(root: Path, samples: int, results: dict) -> None:
+    jar = Jar(root, "latency")
+    outdir = root / "latency-out"
+    outdir.mkdir()
+    completed = jar.home / "completed"
+    job_lat, spawn_lat = [], []
+    try:
+        jar.start_workers(1)
+        time.sleep(0.5)
+        jar.activate()
+        import jobjar
+        from jobjar import records
+
+        for i in range(samples):
+            stamp = outdir / f"t{i}"
+            time.sleep(0.2)  # the worker is back in its idle sleep
+            t0 = time.time()
+            name = jobjar.submit_job(f"date +%s.%N > {stamp}.tmp && mv {stamp}.tmp {stamp}")
+            wait_until((completed / name).exists, 120, "the latency job")
+            job_lat.append(float(stamp.read_text()) - t0)
+            record = records.read(jar.home / "results" / f"{name}.yaml")
+            started = datetime.datetime.fromisoformat(record["started"].replace("Z", "+00:00"))
+            spawn_lat.append(started.timestamp() - t0)
+    finally:
+        jar.stop_workers()
+    out = {"job": statistics.median(job_lat), "spawn": statistics.median(spawn_lat),
+           "max": max(job_lat)}
+    tsp = find_tsp()
+    if tsp:
+        env = tsp_env(root, "latency")
+        subprocess.run([tsp, "-S", "1"], env=env, check=True)
+        lat = []
+        try:
+            for i in range(samples):
+                stamp = outdir / f"tsp{i}"
+                time.sleep(0.05)
+                t0 = time.time()
+                subprocess.run([tsp, "sh", "-c", f"date +%s.%N > {stamp}.tmp && "
+                                f"mv {stamp}.tmp {stamp}"], env=env, check=True,
+                               stdout=subprocess.DEVNULL)
+                wait_until(stamp.exists, 60, "the tsp latency job")
+                lat.append(float(stamp.read_text()) - t0)
+        finally:
+            subprocess.run([tsp, "-K"], env=env, stderr=subprocess.DEVNULL)
+        out["tsp"] = statistics.median(lat)
+    results["latency"] = out
+
+
+# -- 5. system_status ---------------------------------------------------------------
+
+def status(root: Path, jar: Jar | None, queued: int, results: dict) -> None:
+    if not (TOP / "jobjar" / "status.py").exists():
+        results["notes"].append("jobjar/status.py missing: system_status not measured")
+        return
+    if jar is None:
+        jar = Jar(root, "status")
+        outdir = root / "status-out"
+        outdir.mkdir()
+        prefill(jar.home / "unclaimed" / "bench", outdir, queued)
+    total = sum(count(jar.home / d) for d in ("completed",)) + count(
+        jar.home / "unclaimed" / "bench")
+    say(f"system_status --json on a jar of {total:,} jobs")
+    walls = []
+    for _ in range(3):
+        start = time.perf_counter()
+        proc = subprocess.run([str(BIN / "system_status"), "--json"], env=jar.env,
+                              capture_output=True, text=True)
+        walls.append(time.perf_counter() - start)
+        if proc.returncode != 0:
+            results["notes"].append(f"system_status failed: {proc.stderr.strip()[:200]}")
+            return
+    results["status"] = {"seconds": statistics.median(walls), "jobs": total}
+
+
+# -- the report ---------------------------------------------------------------------
+
+def machine() -> list[str]:
+    """What this machine is, without naming any of its paths."""
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    distro = ""
+    try:
+        for line in open("/etc/os-release"):
+            if line.startswith("PRETTY_NAME="):
+                distro = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    fs = filesystem(ROOT[0]) if ROOT else "?"
+    return [f"CPU: {cpu}, {os.cpu_count()} cores; memory {mem}",
+            f"OS: {distro or platform.system()}, kernel {platform.release()}; "
+            f"Python {platform.python_version()}; benchmark filesystem: {fs}"]
+
+
+def filesystem(path: Path) -> str:
+    best, kind = "", "?"
+    try:
+        for line in open("/proc/mounts"):
+            parts = line.split()
+            mount = parts[1]
+            if str(path).startswith(mount) and len(mount) >= len(best):
+                best, kind = mount, parts[2]
+    except OSError:
+        pass
+    return kind
+
+
+def create_cost(root: Path, n: int = 500) -> float:
+    """Microseconds to create one new file here: the cost every job pays several times."""
+    probe = root / f"probe-{time.monotonic_ns()}"
+    probe.mkdir()
+    start = time.perf_counter()
+    for i in range(n):
+        os.close(os.open(probe / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    cost = (time.perf_counter() - start) / n * 1e6
+    shutil.rmtree(probe)
+    return cost
+
+
+def tool_versions() -> str:
+    found = []
+    for argv in (["xargs", "--version"], [find_tsp() or "", "-V"], ["parallel", "--version"]):
+        if not argv[0] or not shutil.which(argv[0]):
+            continue
+        text = subprocess.run(argv, capture_output=True, text=True)
+        line = (text.stdout or text.stderr).splitlines()[0] if (text.stdout or text.stderr) \
+            else argv[0]
+        found.append(line.replace(" - a task queue system for the unix user.", ""))
+    return "; ".join(found)
+
+
+def verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("met" if ok else "**missed**")
+
+
+def table(results: dict, args) -> list[str]:
+    rows = ["| measure | result | target | verdict |", "|---|---|---|---|"]
+    tp = results.get("throughput")
+    if tp:
+        rates = tp["rates"]
+        floor = rates["xargs"]
+        for tool, rate in rates.items():
+            ratio = rate / floor
+            target = TARGETS["throughput"] if tool == "jobjar" else ""
+            ok = ratio >= 0.8 if tool == "jobjar" else None
+            runs = ", ".join(f"{x:,.0f}" for x in tp["runs"][tool])
+            rows.append(f"| throughput {tool} ({args.jobs} jobs, {args.workers} workers) | "
+                        f"{rate:,.0f} jobs/s = {ratio:.2f} x xargs (runs: {runs}) | {target} | "
+                        f"{verdict(ok)} |")
+    dp = results.get("depth")
+    if dp:
+        base = dp[0]["per_job"]
+        for row in dp:
+            ratio = row["per_job"] / base
+            ok = None
+            if row is dp[-1] and len(dp) > 1:
+                ok = ratio <= 1.5 and all(r["in_order"] for r in dp)
+            rounds = ", ".join(f"{c * 1000:.2f}" for c in row["rounds"])
+            rows.append(f"| depth: {row['queued']:,} queued, {row['jobs']} jobs run | "
+                        f"{row['per_job'] * 1000:.2f} ms/job = {ratio:.2f} x (rounds: {rounds}); "
+                        "priority order "
+                        f"{'kept' if row['in_order'] else 'BROKEN'} | "
+                        f"{TARGETS['depth'] if ok is not None else ''} | {verdict(ok)} |")
+    sb = results.get("submit")
+    if sb:
+        rows.append(f"| jobjar.submit_job in one process | {fmt_rate(sb['api'])} jobs/s | "
+                    f"{TARGETS['submit_api']} | {verdict(sb['api'] >= 5000)} |")
+        if sb["venv"] is not None:
+            rows.append(f"| one submit_job process (venv console script), median | "
+                        f"{fmt_ms(sb['venv'])} | {TARGETS['submit_proc']} | "
+                        f"{verdict(sb['venv'] <= 0.040)} |")
+        rows.append(f"| one bin/submit_job process, median | {fmt_ms(sb['bin'])} | "
+                    f"{TARGETS['submit_proc']} | {verdict(sb['bin'] <= 0.040)} |")
+        rows.append(f"| (for scale: `python3 -c pass` / `python3 -I -S -c pass`) | "
+                    f"{fmt_ms(sb['python'])} / {fmt_ms(sb['python_S'])} | | |")
+        rows.append(f"| submit_job --from-file, {args.lines:,} lines | "
+                    f"{sb['from_file']:.2f} s | {TARGETS['from_file']} | "
+                    f"{verdict(sb['from_file'] < 2)} |")
+    lt = results.get("latency")
+    if lt:
+        rows.append(f"| idle submit-to-start latency, median of {args.samples} | "
+                    f"{fmt_ms(lt['job'])} (worker spawn at {fmt_ms(lt['spawn'])}; "
+                    f"max {fmt_ms(lt['max'])}) | {TARGETS['latency']} | "
+                    f"{verdict(lt['job'] <= 0.010)} |")
+        if "tsp" in lt:
+            rows.append(f"| (task-spooler latency, same method) | {fmt_ms(lt['tsp'])} | | |")
+    st = results.get("status")
+    if st:
+        rows.append(f"| system_status --json, {st['jobs']:,} jobs in the jar, median of 3 | "
+                    f"{st['seconds']:.3f} s | {TARGETS['status']} | "
+                    f"{verdict(st['seconds'] < 1)} |")
+    if results.get("rss_kib"):
+        mib = results["rss_kib"] / 1024
+        rows.append(f"| worker peak RSS over the throughput runs | {mib:.1f} MiB | "
+                    f"{TARGETS['rss']} | {verdict(mib < 40)} |")
+    return rows
+
+
+def report(results: dict, args, elapsed: float) -> str:
+    commit = subprocess.run(["git", "-C", str(TOP), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip() or "?"
+    dirty = subprocess.run(["git", "-C", str(TOP), "status", "--porcelain", "jobjar"],
+                           capture_output=True, text=True).stdout.strip()
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    options = " ".join(sys.argv[1:]) or "(defaults)"
+    lines = [f"### Run of {when} (commit {commit}{' + local changes' if dirty else ''})", "",
+             *[f"- {m}" for m in machine()], f"- peers: {tool_versions() or 'none'}",
+             f"- creating one file on the benchmark filesystem: "
+             f"{results['create_us'][0]:.0f} us at the start, {results['create_us'][1]:.0f} us "
+             "at the end of the run (every job creates several)",
+             f"- command: `python3 bench/run.py {options}`; took {elapsed:.0f} s", "",
+             *table(results, args)]
+    for note in results["notes"]:
+        lines.append(f"\nNote: {note}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--jobs", type=int, default=2000, help="throughput jobs (default 2000)")
+    p.add_argument("--workers", type=int, default=2, help="workers / slots (default 2)")
+    p.add_argument("--quick", action="store_true",
+                   help="one throughput run, depths 100 and 10,000 only, fewer samples")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help=f"comma-separated sections (default all: {','.join(SECTIONS)})")
+    p.add_argument("--no-write", action="store_true", help=f"do not append to {DOC.name}")
+    p.add_argument("--dir", help="where the temporary jars go (default: the temp directory)")
+    args = p.parse_args()
+    only = set(args.only.split(","))
+    if only - set(SECTIONS):
+        p.error(f"unknown section(s): {', '.join(sorted(only - set(SECTIONS)))}")
+    repeat = 1 if args.quick else 3
+    sizes = [100, 10_000] if args.quick else [100, 10_000, 100_000]
+    args.lines = 10_000
+    args.samples = 10 if args.quick else 20
+    results: dict = {"notes": []}
+    root = Path(tempfile.mkdtemp(prefix="jobjar-bench-", dir=args.dir))
+    ROOT.append(root)
+    began = time.perf_counter()
+    saved_env = dict(os.environ)
+    try:
+        results["create_us"] = [create_cost(root)]
+        if "throughput" in only:
+            throughput(root, args.jobs, args.workers, repeat, results)
+        if "submit" in only:
+            submission(root, 2000 if args.quick else 10_000, 20 if args.quick else 40,
+                       args.lines, results)
+        if "latency" in only:
+            latency(root, args.samples, results)
+        deep = None
+        if "depth" in only:
+            depth(root, sizes, 300, 1 if args.quick else 3, results)
+            if results["depth"][-1]["queued"] >= 100_000:
+                deep = results["depth"][-1]["jar"]
+        if "status" in only:
+            status(root, deep, 100_000, results)
+        results["create_us"].append(create_cost(root))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        shutil.rmtree(root, ignore_errors=True)
+    text = report(results, args, time.perf_counter() - began)
+    print(text)
+    if not args.no_write:
+        with open(DOC, "a", encoding="utf-8") as out:
+            out.write("\n" + text)
+        say(f"appended to {DOC.relative_to(TOP)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
