@@ -89,14 +89,8 @@ def fail_record(jar: Jar, path: Path, category: str | None, reason: str, status:
     name = path.name
     from .naming import priority_of
 
-    prior = records.read(jar.record(name)) or {}
-    if prior.get("status") != records.PENDING:  # a finished job's name used again
-        prior = {}
-    try:
-        info = os.lstat(path)
-        submitted, owner = info.st_mtime, _login(info.st_uid)
-    except OSError:
-        submitted, owner = None, None
+    prior = records.carried_over(jar.record(name))
+    submitted, owner = records.file_facts(path)
     now = time.time()
     # Every field a worker's record has, so readers need not care how a job ended.
     empty = dict.fromkeys(("submitter", "node", "worker", "submitted", "claimed", "started",
@@ -107,15 +101,6 @@ def fail_record(jar: Jar, path: Path, category: str | None, reason: str, status:
             "submitter": prior.get("submitter") or owner, "status": status, "reason": reason,
             "submitted": prior.get("submitted") or records.utc_iso(submitted),
             "finished": records.utc_iso(now), "attempt": prior.get("attempt", 0)}
-
-
-def _login(uid: int) -> str:
-    import pwd
-
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
 
 
 def release(jar: Jar, max_passes: int = 50) -> int:

@@ -85,3 +85,32 @@ def status_of(path: Path) -> str | None:
     """The status field of a record, or ``None``."""
     record = read(path)
     return record.get("status") if record else None
+
+
+def owner_name(uid: int) -> str:
+    """Login of a file's owner, for a record's ``submitter`` field."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def carried_over(path: Path) -> dict:
+    """The record a new attempt continues: only one still ``retrying``.
+
+    A final record under the same name belongs to an earlier job that used
+    the name; its history must not leak into the new one.
+    """
+    prior = read(path) or {}
+    return prior if prior.get("status") == PENDING else {}
+
+
+def file_facts(job: Path) -> tuple[float | None, str | None]:
+    """Submission time (the file's mtime) and submitter (its owner) of a job file."""
+    try:
+        info = os.lstat(job)
+    except OSError:
+        return None, None
+    return info.st_mtime, owner_name(info.st_uid)

@@ -192,13 +192,7 @@ def submit_job(command: str, priority: int = 0, id: str | None = None,
     """
     jar = Jar.from_config()
     opts = _options(jar, options)
-    if array is None:
-        return write_job(_script(command, opts), priority, id, category, opts, jar)
-    names = []
-    for index in parse_array(array):
-        opts.array_index = index
-        names.append(write_job(_script(command, opts), priority, id, category, opts, jar))
-    return names
+    return _submit_each(lambda: _script(command, opts), opts, array, priority, id, category, jar)
 
 
 def submit_job_file(path: str | os.PathLike, priority: int = 0, id: str | None = None,
@@ -212,12 +206,18 @@ def submit_job_file(path: str | os.PathLike, priority: int = 0, id: str | None =
     jar = Jar.from_config()
     opts = _options(jar, options)
     content = _read_executable(path)
+    return _submit_each(lambda: _wrap(content, opts), opts, array, priority, id, category, jar)
+
+
+def _submit_each(make, opts: jjdir.Directives, array: str | None, priority, id, category,
+                 jar: Jar) -> str | list[str]:
+    """Submit one job, or one per array index (``make`` builds the file each time)."""
     if array is None:
-        return write_job(_wrap(content, opts), priority, id, category, opts, jar)
+        return write_job(make(), priority, id, category, opts, jar)
     names = []
     for index in parse_array(array):
         opts.array_index = index
-        names.append(write_job(_wrap(content, opts), priority, id, category, opts, jar))
+        names.append(write_job(make(), priority, id, category, opts, jar))
     return names
 
 

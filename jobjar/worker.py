@@ -68,16 +68,6 @@ def job_search_path() -> dict[str, str]:
     return env
 
 
-def owner_name(uid: int) -> str:
-    """Login of a file's owner, for the record's ``submitter`` field."""
-    import pwd
-
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
-
-
 class Worker:
     """One worker process and its directory ``$JJ_WORKER_HOME/<node>.<pid>``."""
 
@@ -123,7 +113,7 @@ class Worker:
                 "create_time": psutil.Process().create_time(),
                 "started": records.utc_iso(time.time()),
                 "categories": self.categories, "python": sys.executable,
-                "host": os.uname().nodename, "user": owner_name(os.geteuid()),
+                "host": os.uname().nodename, "user": records.owner_name(os.geteuid()),
                 "heartbeat": self.config.heartbeat}
         records.write(self.dir / WORKER_INFO, info)
         self.beat(force=True)
@@ -305,11 +295,7 @@ class Worker:
             records.write(self.jar.record(name), dict(prior, worker=None))
         if prior.get("status") != records.PENDING:  # a finished job's name used again
             prior = {}
-        try:
-            info = os.lstat(path)
-            submitted, owner = info.st_mtime, owner_name(info.st_uid)
-        except OSError:
-            submitted, owner = None, None
+        submitted, owner = records.file_facts(path)
         out, err = self.jar.default_output(name)
         return {
             "name": name, "category": category, "priority": priority_of(name),
