@@ -55,6 +55,16 @@ def _redirect_in_child(out_path: str | None, err_path: str | None, append: bool)
     return redirect
 
 
+_DEVNULL: list[int] = []
+
+
+def _devnull() -> int:
+    """One descriptor of ``/dev/null`` for every job's standard input (not one open per job)."""
+    if not _DEVNULL:
+        _DEVNULL.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    return _DEVNULL[0]
+
+
 def spawn(job: Path, scratch: Path, env: dict, out: tuple[str, bool], err: tuple[str, bool],
           append: bool) -> subprocess.Popen:
     """Start the job.  ``out``/``err`` are ``(path, opened_by_worker)``."""
@@ -70,7 +80,7 @@ def spawn(job: Path, scratch: Path, env: dict, out: tuple[str, bool], err: tuple
         argv = [str(job)]
         for attempt in (1, 2):
             try:
-                return subprocess.Popen(argv, cwd=scratch, env=env, stdin=subprocess.DEVNULL,
+                return subprocess.Popen(argv, cwd=scratch, env=env, stdin=_devnull(),
                                         stdout=fds[0], stderr=fds[1], start_new_session=True,
                                         close_fds=True, preexec_fn=preexec)
             except OSError as exc:

@@ -262,8 +262,11 @@ class Worker:
         claimed_at = time.time()
         faults.hit("after-claim")
         link = self.jar.claimed_link(self.name)
-        _unlink(link)
-        relative_link(path, link)
+        try:
+            relative_link(path, link)
+        except FileExistsError:  # left by an earlier crash of a worker with our name
+            _unlink(link)
+            relative_link(path, link)
         faults.hit("after-link")
         name = path.name
         self.log(f"claim {name}")
