@@ -3,9 +3,11 @@
 A ``QueueView`` keeps a heap of one unclaimed directory's jobs ordered by
 priority (highest first), then age (oldest modification time first), then
 name.  It does not list the directory for every claim: that would cost
-O(queue) per job.  It re-lists it only when the heap runs dry or, at most
-every ``rescan`` seconds, when the directory's modification time moved; and
-only files it has not seen before are ``stat``-ed.  Jobs submitted on this
+O(queue) per job.  While jobs remain it re-lists it at most every
+``rescan`` seconds, and only when the directory's modification time moved;
+once the heap runs dry it re-lists at once if the mtime moved, else every
+``rescan`` seconds (an unchanged mtime proves nothing on NFS); and only
+files it has not seen before are ``stat``-ed.  Jobs submitted on this
 node arrive even sooner, through ``add`` from a filesystem notification.
 
 Entries taken by other workers stay in the heap until we try them: a failed
@@ -70,8 +72,11 @@ class QueueView:
             self.heap, self.known, self.dir_mtime = [], set(), None
             return
         mtime = info.st_mtime_ns
+        # An unchanged mtime does not prove an unchanged directory: timestamps
+        # may have whole seconds, and on NFS or sshfs the attributes and the
+        # listing are cached separately.  So an empty view re-lists at least
+        # every ``rescan`` seconds whatever the mtime says.
         if mtime == self.dir_mtime and (self.heap or now - self.scanned_at < self.rescan):
-            self.scanned_at = now
             return
         self.dir_mtime, self.scanned_at = mtime, now
         try:
