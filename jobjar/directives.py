@@ -15,6 +15,7 @@ read, and a file that does not start with ``#!`` has no directives.
 
 from __future__ import annotations
 
+import os
 import shlex
 
 from .errors import JobJarError
@@ -102,6 +103,11 @@ def check(name: str, value: object) -> object:
         text = str(value)
         if not text or "\x00" in text or "\n" in text:
             raise DirectiveError(f"--{name} needs a file name")
+        # A relative path is taken in output/ and must stay there: "../x" would
+        # let a directive place files anywhere the worker's user can write.
+        if not os.path.isabs(text) and os.path.normpath(text).split(os.sep)[0] == "..":
+            raise DirectiveError(f"--{name} {text!r} leaves output/: use a path inside it, "
+                                 "or an absolute path")
         return text
     raise DirectiveError(f"unknown option {name!r}")
 

@@ -42,15 +42,14 @@ def _open_output(path: str, append: bool) -> int:
     return os.open(path, flags, 0o666)
 
 
-def _redirect_in_child(out_path: str | None, err_path: str | None, append: bool):
+def _redirect_in_child(streams: list[tuple[str, bool, int]]):
     """Open user-chosen output paths in the child, with the job's own rights."""
 
     def redirect() -> None:
-        for path, target in ((out_path, 1), (err_path, 2)):
-            if path:
-                fd = _open_output(path, append)
-                os.dup2(fd, target)
-                os.close(fd)
+        for path, append, target in streams:
+            fd = _open_output(path, append)
+            os.dup2(fd, target)
+            os.close(fd)
 
     return redirect
 
@@ -65,18 +64,16 @@ def _devnull() -> int:
     return _DEVNULL[0]
 
 
-def spawn(job: Path, scratch: Path, env: dict, out: tuple[str, bool], err: tuple[str, bool],
-          append: bool) -> subprocess.Popen:
-    """Start the job.  ``out``/``err`` are ``(path, opened_by_worker)``."""
+def spawn(job: Path, scratch: Path, env: dict, out: tuple[str, bool, bool],
+          err: tuple[str, bool, bool]) -> subprocess.Popen:
+    """Start the job.  ``out``/``err`` are ``(path, opened_by_worker, append)``."""
     fds = []
     try:
-        for path, ours in (out, err):
+        for path, ours, append in (out, err):
             fds.append(_open_output(path, append) if ours else subprocess.DEVNULL)
-        child_paths = [p for p, ours in (out, err) if not ours]
-        preexec = None
-        if child_paths:
-            preexec = _redirect_in_child(out[0] if not out[1] else None,
-                                         err[0] if not err[1] else None, append)
+        child = [(path, append, target) for target, (path, ours, append)
+                 in ((1, out), (2, err)) if not ours]
+        preexec = _redirect_in_child(child) if child else None
         argv = [str(job)]
         for attempt in (1, 2):
             try:
@@ -93,6 +90,34 @@ def spawn(job: Path, scratch: Path, env: dict, out: tuple[str, bool], err: tuple
         for fd in fds:
             if isinstance(fd, int) and fd >= 0:
                 os.close(fd)
+
+
+def keep_output(spare: str, final: str, group: int) -> str | None:
+    """After a job: give its output in ``spare`` its own name, or keep the spare.
+
+    Empty output is not kept (the spare is reused by the next job) unless a
+    process of the job's group still runs and may write later: its output
+    must land under this job's name, not the next one's.  Returns the path
+    the output is in, or ``None`` when there was none.
+    """
+    try:
+        empty = os.stat(spare).st_size == 0
+    except FileNotFoundError:
+        return None
+    if empty and not _group_alive(group):
+        return None
+    os.rename(spare, final)
+    return final
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone's process is in it
+        return True
+    return True
 
 
 def _descendants(pid: int) -> list:

@@ -73,6 +73,14 @@ class Jar:
         """Default standard output and error files of a job."""
         return self.output / f"{name}.out", self.output / f"{name}.err"
 
+    def spare_outputs(self, worker: str) -> tuple[Path, Path]:
+        """A worker's reusable, hidden output files (``output/.spare.W.out``, ``.err``).
+
+        A job writes into them; only output that is not empty is renamed to
+        the job's own name, so a silent job creates no files for its output.
+        """
+        return (self.output / f".spare.{worker}.out", self.output / f".spare.{worker}.err")
+
     def worker_dir(self, worker: str) -> Path:
         """The directory of worker ``node.pid``."""
         return self.worker_home / worker

@@ -45,6 +45,8 @@ def recover_worker(jar: Jar, config: Config, worker: str, why: str) -> list[tupl
     if os.path.islink(link):
         _unlink(link)
     shutil.rmtree(wdir / WORKER_SCRATCH, ignore_errors=True)
+    for spare in jar.spare_outputs(worker):  # output of the lost attempt, if any
+        _unlink(spare)
     return done
 
 

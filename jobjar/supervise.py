@@ -60,6 +60,11 @@ def prune(jar: Jar, node: str, older_than: float) -> list[str]:
         if os.path.lexists(jar.claimed_link(worker)):
             continue
         shutil.rmtree(wdir, ignore_errors=True)
+        for spare in jar.spare_outputs(worker):
+            try:
+                os.unlink(spare)
+            except FileNotFoundError:
+                pass
         pruned.append(worker)
     return pruned
 

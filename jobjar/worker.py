@@ -85,6 +85,7 @@ class Worker:
         self.next_beat = 0.0
         self.log_file = None
         self.base_env = job_search_path()
+        self.spares = self.jar.spare_outputs(self.name)
         self.terminated = False  # SIGTERM/SIGINT: stop like STOP, after the current job
         self.sleeping = False
 
@@ -103,6 +104,8 @@ class Worker:
             recover_worker(self.jar, self.config, self.name, "its pid was reused on this node")
             for stale in ("STOP", "PAUSE", WORKER_EXITED):
                 _unlink(self.dir / stale)
+        for spare in self.spares:  # a dead namesake's output is not ours to hand on
+            _unlink(spare)
         os.makedirs(self.dir / WORKER_JOB, exist_ok=True)
         for category in self.categories:
             os.makedirs(self.dir / WORKER_JOB / category, exist_ok=True)
@@ -337,13 +340,24 @@ class Worker:
         out = os.path.join(self.jar.output, opts.output) if opts.output else record["stdout"]
         err = os.path.join(self.jar.output, opts.error) if opts.error else record["stderr"]
         record.update(stdout=out, stderr=err)
+        # A first attempt's default output goes to this worker's spare files
+        # (no new files for a silent job); a retry appends to the job's own.
+        spares = {}
+        if record["attempt"] == 1:
+            for key, chosen, spare in zip(("stdout", "stderr"), (opts.output, opts.error),
+                                          self.spares):
+                if not chosen:
+                    spares[key] = str(spare)
         scratch = self.make_scratch()
         faults.hit("after-scratch")
         env = self.job_env(category, path, scratch, record, opts)
         started = time.time()
         try:
-            proc = execute.spawn(path, scratch, env, (out, not opts.output),
-                                 (err, not opts.error), append=record["attempt"] > 1)
+            retry = record["attempt"] > 1
+            proc = execute.spawn(
+                path, scratch, env,
+                (spares.get("stdout", out), not opts.output, retry or "stdout" in spares),
+                (spares.get("stderr", err), not opts.error, retry or "stderr" in spares))
         except (OSError, execute.subprocess.SubprocessError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             return "failed", f"cannot start the job: {reason}", None
@@ -352,6 +366,8 @@ class Worker:
         why, finished = execute.supervise(
             proc, opts.timeout, self.config.kill_grace,
             lambda: cancel_requested(self.jar, name), self.beat)
+        for key, spare in spares.items():
+            record[key] = execute.keep_output(spare, record[key], proc.pid)
         result = execute.outcome(proc, started, finished, why)
         reason = result.reason
         if why == "timed-out":

@@ -17,11 +17,15 @@ def test_output_of_a_huge_printer_keeps_the_worker_flat(jar):
     worker = jar.start_worker()
     proc = psutil.Process(int(worker.rsplit(".", 1)[1]))
     out, err = jar.path("output", f"{name}.out"), jar.path("output", f"{name}.err")
+    spare = jar.path("output", f".spare.{worker}.out")  # where it prints until it ends
     peak, samples_while_printing = 0, 0
     while not jar.completed():
         peak = max(peak, proc.memory_info().rss)
-        if out.exists() and 0 < out.stat().st_size < 100_000_000:
-            samples_while_printing += 1
+        try:
+            if 0 < spare.stat().st_size < 100_000_000:
+                samples_while_printing += 1
+        except FileNotFoundError:
+            pass
         time.sleep(0.01)
     assert out.stat().st_size == 100_000_000 and err.read_text() == "err\n"
     assert samples_while_printing > 0  # we did watch the worker while the job printed
@@ -90,3 +94,37 @@ def test_a_binary_with_options_is_wrapped(jar, tmp_path):
     record = jar.record(name)
     assert record["status"] == "succeeded", record
     assert jar.path("output", f"{name}.out").read_text() == "\n"  # echo with no arguments
+
+
+def test_silent_streams_leave_no_files(jar):
+    """Output that stays empty is not kept: the record says null, output/ gets no file."""
+    quiet = jar.submit("true")
+    loud = jar.submit("echo only-err >&2")
+    worker = jar.start_worker()
+    jar.wait_completed(2)
+    assert jar.record(quiet)["stdout"] is None and jar.record(quiet)["stderr"] is None
+    assert jar.record(loud)["stdout"] is None
+    assert jar.record(loud)["stderr"] == str(jar.path("output", f"{loud}.err"))
+    assert jar.path("output", f"{loud}.err").read_text() == "only-err\n"
+    visible = sorted(n for n in os.listdir(jar.path("output")) if not n.startswith("."))
+    assert visible == [f"{loud}.err"]
+    # the worker's spares are hidden, and empty between jobs (the one whose
+    # output was kept is made again for the next job)
+    spares = sorted(n for n in os.listdir(jar.path("output")) if n.startswith("."))
+    assert set(spares) <= {f".spare.{worker}.out", f".spare.{worker}.err"} and spares
+    assert all(jar.path("output", n).stat().st_size == 0 for n in spares)
+
+
+def test_late_output_of_a_lingering_child_stays_with_its_job(jar, tmp_path):
+    """A job's background child that prints after the job ended writes under the job's name."""
+    go = tmp_path / "go"
+    first = jar.submit(f"(while [ ! -e {go} ]; do sleep 0.05; done; echo late) &")
+    second = jar.submit("echo second")
+    jar.start_worker()
+    jar.wait_completed(2)
+    go.touch()
+    out = jar.path("output", f"{first}.out")
+    wait_for(lambda: out.exists() and out.read_text() == "late\n", 10,
+             message="the child's late output")
+    assert jar.record(first)["stdout"] == str(out)
+    assert jar.path("output", f"{second}.out").read_text() == "second\n"
