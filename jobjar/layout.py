@@ -138,9 +138,9 @@ def held_job(worker_dir: Path) -> tuple[str | None, Path] | None:
     return None
 
 
-def relative_link(target: Path, link: Path) -> None:
-    """Make ``link`` a relative symbolic link to ``target``.
+def relative_target(target: Path, link_dir: Path) -> str:
+    """The relative path from ``link_dir`` to ``target``, for a symbolic link there.
 
     Relative, because nodes may mount the shared jar at different paths.
     """
-    os.symlink(os.path.relpath(target, link.parent), link)
+    return os.path.relpath(target, link_dir)

@@ -87,14 +87,26 @@ def status_of(path: Path) -> str | None:
     return record.get("status") if record else None
 
 
-def owner_name(uid: int) -> str:
-    """Login of a file's owner, for a record's ``submitter`` field."""
-    import pwd
+_owners: dict[int, str] = {}
 
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
+
+def owner_name(uid: int) -> str:
+    """Login of a file's owner, for a record's ``submitter`` field.
+
+    Cached: a worker asks for every job, and a password-database lookup
+    (a file read, or a network call with LDAP) costs more than the rest of
+    the record.
+    """
+    name = _owners.get(uid)
+    if name is None:
+        import pwd
+
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        _owners[uid] = name
+    return name
 
 
 def carried_over(path: Path) -> dict:

@@ -40,7 +40,7 @@ from .layout import (
     WORKER_SCRATCH,
     Jar,
     held_job,
-    relative_link,
+    relative_target,
 )
 from .naming import priority_of
 from .notify import Watcher
@@ -86,6 +86,9 @@ class Worker:
         self.log_file = None
         self.base_env = job_search_path()
         self.spares = self.jar.spare_outputs(self.name)
+        # claimed/W -> ../workers/W/job/...: relative (nodes mount the jar at
+        # different paths), and its fixed part worked out once, not per job.
+        self.link_prefix = relative_target(self.dir, self.jar.claimed) + os.sep
         self.terminated = False  # SIGTERM/SIGINT: stop like STOP, after the current job
         self.sleeping = False
 
@@ -265,11 +268,13 @@ class Worker:
         claimed_at = time.time()
         faults.hit("after-claim")
         link = self.jar.claimed_link(self.name)
+        held = f"{category}/{path.name}" if category else path.name
+        target = f"{self.link_prefix}{WORKER_JOB}/{held}"
         try:
-            relative_link(path, link)
+            os.symlink(target, link)
         except FileExistsError:  # left by an earlier crash of a worker with our name
             _unlink(link)
-            relative_link(path, link)
+            os.symlink(target, link)
         faults.hit("after-link")
         name = path.name
         self.log(f"claim {name}")
@@ -382,7 +387,8 @@ class Worker:
         hidden name and renamed back for the next job (one cheap rename).
         """
         scratch = self.dir / WORKER_SCRATCH
-        shutil.rmtree(scratch, ignore_errors=True)
+        if os.path.lexists(scratch):  # left by a crash, or by a failed clean-up
+            shutil.rmtree(scratch, ignore_errors=True)
         try:
             os.rename(self.dir / SPARE_SCRATCH, scratch)
             with os.scandir(scratch) as entries:  # a lingering child may have written in it
