@@ -75,9 +75,8 @@ def finished(jar: Jar) -> tuple[dict, list[dict]]:
             failures[-RECENT:][::-1])
 
 
-def worker_states(jar: Jar, node: str) -> tuple[list[dict], list[dict]]:
-    """Every worker's state, and the jobs stranded by dead ones."""
-    now_fs = filesystem_now(jar.worker_home) if jar.worker_home.is_dir() else time.time()
+def worker_states(jar: Jar, node: str, now_fs: float) -> tuple[list[dict], list[dict]]:
+    """Every worker's state, and the jobs stranded by dead ones (``now_fs``: the jar's clock)."""
     busy = {worker for worker, _path in running_jobs(jar).values()}
     workers, stranded = [], []
     for worker in jar.workers():
@@ -133,12 +132,36 @@ def rejected(jar: Jar) -> list[dict]:
     return found
 
 
+def hidden(jar: Jar, now: float) -> list[dict]:
+    """Dot-files in the unclaimed jar: never claimed, so an operator must see them.
+
+    They are usually partial copies by ``rsync`` or an editor and are left
+    where they are (moving one could break the copy); an old one is a
+    leftover to remove by hand.  At most ``RECENT`` are listed, oldest first.
+    """
+    found = []
+    for directory in [jar.unclaimed, *(jar.unclaimed / c for c in _dirs(jar.unclaimed))]:
+        try:
+            with os.scandir(directory) as entries:
+                dots = [e for e in entries if e.name.startswith(".")]
+            for entry in dots:
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+                found.append({"name": os.path.relpath(entry.path, jar.home),
+                              "age": _round(age)})
+        except OSError:  # gone while we looked
+            continue
+    found.sort(key=lambda item: -(item["age"] or 0))
+    return found[:RECENT]
+
+
 def system_status() -> dict:
     """The whole status as a dict (the schema is in ``docs/operating.md``)."""
     config = load()
     jar = Jar.from_config(config)
     completed, failures = finished(jar)
-    workers, stranded = worker_states(jar, config.node)
+    # ages are judged by the file server's clock, never this node's
+    now_fs = filesystem_now(jar.worker_home) if jar.worker_home.is_dir() else time.time()
+    workers, stranded = worker_states(jar, config.node, now_fs)
     waiting = len(_names(jar.waiting)) + sum(len(_names(jar.waiting / c))
                                              for c in _dirs(jar.waiting))
     return {
@@ -148,6 +171,6 @@ def system_status() -> dict:
                     "pause_all": (jar.worker_home / PAUSE_ALL).exists()},
         "jobs": {"limbo": len(_names(jar.limbo)), "waiting": waiting, "unclaimed": queued(jar),
                  "running": sum(1 for w in workers if w["job"]), "completed": completed,
-                 "rejected": rejected(jar)},
+                 "rejected": rejected(jar), "hidden": hidden(jar, now_fs)},
         "workers": workers, "stranded": stranded, "recent_failures": failures,
     }

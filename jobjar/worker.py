@@ -124,7 +124,10 @@ class Worker:
         records.write(self.dir / WORKER_INFO, info)
         self.beat(force=True)
         # Whoever can write a queue directory runs code as us (docs/security.md).
-        for shared in dict.fromkeys([self.jar.home, *(view.path for _, view in self.views)]):
+        # waiting/ too: its jobs are moved into the queue when their dependencies end
+        watched = [self.jar.home, self.jar.waiting, *(view.path for _, view in self.views),
+                   *(self.jar.waiting_dir(c) for c in self.categories)]
+        for shared in dict.fromkeys(watched):
             try:
                 open_to_all = os.stat(shared).st_mode & 0o002
             except OSError:

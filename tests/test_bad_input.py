@@ -15,6 +15,7 @@ skip cleanly where that is not permitted.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -51,6 +52,13 @@ def files_under(path: Path) -> list[str]:
         return []
     return sorted(os.path.relpath(os.path.join(d, f), path)
                   for d, _s, files in os.walk(path) for f in files)
+
+
+def give_away(path: Path) -> None:
+    """Make ``path`` belong to nobody (only root can; others skip the test)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: giving a file to another user, then dropping DAC override")
+    os.chown(path, 65534, 65534)
 
 
 def run_without_dac(jar, command: str, *args: str, env: dict | None = None):
@@ -116,7 +124,7 @@ def test_config_file_that_is_a_directory_or_unreadable(jar):
         one_line_error(jar.run(command, *args, env={"JJ_CONFIG_FILE": str(as_dir)}), str(as_dir))
     locked = jar.root / "locked.ini"
     locked.write_text("[Job Jar]\nJJ_PAUSE_TIME: 1\n")
-    os.chown(locked, 65534, 65534)
+    give_away(locked)
     locked.chmod(0o600)
     for command, args in COMMANDS[:3]:
         result = run_without_dac(jar, command, *args, env={"JJ_CONFIG_FILE": str(locked)})
@@ -188,7 +196,7 @@ def test_jar_that_is_not_writable(jar):
     """With file modes obeyed, a jar owned by someone else is a clear error, not a mess."""
     jar.run("check_workers", "--dry-run", check=True)
     for path in [jar.home, *jar.home.iterdir()]:
-        os.chown(path, 65534, 65534)
+        give_away(path)
     result = run_without_dac(jar, "submit_job", "true")
     one_line_error(result, "submit_job: error:")
     assert "ermission denied" in result.stderr
@@ -319,6 +327,13 @@ def test_files_that_are_not_jobs_are_set_aside_never_run(jar):
     for name in ("link.9", "subdir.9", "notexec.9", "empty.9"):
         assert f"rejected: {name}: ".encode() in status.stdout
     assert b"rejected: not-utf8-\xff\xfe.9: not executable" in status.stdout  # as ls shows it
+    # dot-files are never claimed and stay where they are, but the operator sees them
+    for dotfile in (b"unclaimed/.partial.9", b"unclaimed/cat/.rsync-tmp.9"):
+        assert b"hidden: " + dotfile + b" (" in status.stdout
+    hidden = json.loads(subprocess.run([str(BIN / "system_status"), "--json"], env=jar.env,
+                                       capture_output=True, check=True).stdout)["jobs"]["hidden"]
+    assert sorted(h["name"] for h in hidden) == ["unclaimed/.partial.9",
+                                                 "unclaimed/cat/.rsync-tmp.9"]
 
     # The dot-files stay, and the worker neither crashes nor spins on them.
     assert pid_alive(pid)
@@ -350,7 +365,7 @@ def test_category_directory_that_is_a_symbolic_link_is_never_followed(jar):
 def test_unreadable_job_is_rejected_by_a_worker_that_obeys_file_modes(jar):
     jar.run("check_workers", "--dry-run", check=True)
     path = jar.submit_by_hand("unreadable.0", f"#!/bin/sh\ntouch {jar.root}/ran\n")
-    os.chown(path, 65534, 65534)
+    give_away(path)
     path.chmod(0o101)  # others may execute, not read: a script cannot run
     good = jar.submit_by_hand("good.-1", f"#!/bin/sh\ntouch {jar.root}/good\n")
     result = run_without_dac(jar, "start_worker")
@@ -360,6 +375,8 @@ def test_unreadable_job_is_rejected_by_a_worker_that_obeys_file_modes(jar):
     wait_for(lambda: os.listdir(jar.path("rejected")), message="unreadable set aside")
     assert os.listdir(jar.path("rejected")) == ["unreadable.0"]
     assert "readable" in jar.record("unreadable.0")["reason"]
+    status = jar.run("system_status", check=True).stdout
+    assert "rejected: unreadable.0: not readable" in status
     assert not (jar.root / "ran").exists()
     assert jar.wait_completed(1) == [good.name]
 

@@ -86,6 +86,9 @@ def test_eight_workers_drain_jobs_submitted_while_they_run(jar):
                            env={**jar.env, "PYTHONPATH": str(ROOT)})
     cli_names = [jar.submit("-c", CATEGORY, f'echo "$JJ_JOB_NAME" >> {log}')
                  for _ in range(cli_count)]
+    # the workers are draining the jar while the submitters still fill it
+    wait_for(jar.completed, timeout=120, message="a first completed job")
+    assert hand.poll() is None or api.poll() is None, "submission ended before any job ran"
     hand_out, _ = hand.communicate(timeout=600)
     api_out, _ = api.communicate(timeout=600)
     assert hand.returncode == 0 and api.returncode == 0

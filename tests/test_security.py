@@ -56,11 +56,14 @@ def test_world_writable_jar_or_queue_is_warned_about(jar):
     loud = jar.start_worker("shared")
     jar.home.chmod(0o777)
     louder = jar.start_worker()
+    jar.path("waiting").chmod(0o777)
+    waiting = jar.start_worker()
 
     def log(worker: str) -> str:
         return (jar.workers_dir / worker / "log").read_text()
 
-    wait_for(lambda: "start" in log(louder), message="workers logged their start")
+    wait_for(lambda: "start" in log(waiting), message="workers logged their start")
+    assert f"{jar.path('waiting')} is writable by everyone" in log(waiting)
     assert "writable by everyone" not in log(quiet)
     warned = [line for line in log(loud).splitlines() if "writable by everyone" in line]
     assert len(warned) == 2 and any(line.rstrip().count("/shared ") for line in warned)
@@ -97,22 +100,33 @@ def test_no_name_escapes_the_jar(jar):
 def test_worker_writes_only_inside_the_jar_and_its_scratch(jar):
     """Jobs with hostile names and directives: the worker's own writes stay in the jar.
 
-    ``#JJ --output`` files are opened by the job's own process (with the
-    job's rights, relative to its scratch directory), so they are the job's
-    writes, not the worker's: a relative one lands under the scratch path.
+    A relative ``#JJ --output`` path is taken in ``output/`` and may not
+    climb out of it (``../x`` fails the job with the reason); an absolute
+    one is opened by the job's own process, with the job's rights, so it is
+    the job's write, not the worker's (the job could write there anyway).
     """
     body = "#!/bin/sh\n#JJ --output out.txt --error err.txt\necho hello; echo oops >&2\n"
     jar.submit_by_hand("..job", body)  # a dot-file: never claimed
     jar.submit_by_hand("job..", body, category="cat")
     jar.submit_by_hand("job .. x", "#!/bin/sh\n#JJ --after ../../results/x\ntrue\n")
     jar.submit_by_hand("plain.1", "#!/bin/sh\necho in scratch > relative_file\n")
+    climbers = {"up.1": "--output ../../escape.out", "deep.1": "--error sub/../../../escape",
+                "mixed.1": "-o ok.out -e ../escape.err"}
+    for name, option in climbers.items():
+        jar.submit_by_hand(name, f"#!/bin/sh\n#JJ {option}\necho no\n")
     before = outside_the_jar(jar)
     jar.start_worker("cat")
-    jar.wait_completed(3)
-    assert sorted(jar.completed()) == ["job .. x", "job..", "plain.1"]
+    jar.wait_completed(6)
+    assert sorted(jar.completed()) == sorted(["job .. x", "job..", "plain.1", *climbers])
     assert jar.record("job..")["status"] == "succeeded"
+    assert jar.path("output", "out.txt").read_text() == "hello\n"
     assert jar.record("job .. x")["status"] == "failed"  # a bad directive, never a path
     assert "not a job name" in jar.record("job .. x")["reason"]
+    for name in climbers:
+        assert jar.record(name)["status"] == "failed"
+        assert "leaves output/" in jar.record(name)["reason"]
+    assert not jar.path("output", "ok.out").exists()  # failed before anything ran
+    assert not (jar.home.parent / "escape.out").exists()
     assert jar.path("unclaimed", "..job").exists()
     after = outside_the_jar(jar)
     assert after == before, after - before

@@ -40,6 +40,9 @@ def render(status: dict) -> str:
                      "run recover_jobs)")
     for item in jobs["rejected"]:
         lines.append(f"  rejected: {item['name']}: {item['reason']}")
+    for item in jobs["hidden"]:
+        lines.append(f"  hidden: {item['name']} ({item['age']:.0f} s old; a name starting "
+                     "with '.' is never claimed)")
     if status["recent_failures"]:
         lines.append("recent failures:")
         for record in status["recent_failures"]:
