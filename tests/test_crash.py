@@ -67,6 +67,57 @@ def settled(jar, names) -> None:
     assert not list(jar.workers_dir.glob("*/scratch"))
 
 
+#: The other ways a claimed job leaves a worker, and the points each one passes.
+BRANCHES = [(branch, point) for branch in ("rejected", "cancelled", "waiting")
+            for point in ("after-link", "after-exit", "after-record", "after-move",
+                          "after-unlink")
+            if not (branch == "waiting" and point == "after-record")]  # waiting has no record
+
+
+@pytest.mark.parametrize("branch,point", BRANCHES)
+def test_crash_on_the_other_ways_out(jar, branch, point):
+    """A worker killed while setting aside a non-job, a cancelled job, or a waiting job.
+
+    After ``recover_jobs`` and fresh workers: a non-job ends in ``rejected/``
+    once and never runs; a job cancelled before it started ends
+    ``cancelled`` and never runs, its request gone; a job waiting for a
+    dependency runs once, after it.
+    """
+    log = jar.root / "runs.log"
+    line = f'#!/bin/sh\necho "$JJ_JOB_NAME $JJ_ATTEMPT" >> "{log}"\n'
+    name = f"{branch}.0"
+    if branch == "rejected":
+        jar.submit_by_hand(name, line, mode=0o644)  # not executable
+    elif branch == "cancelled":
+        jar.path("cancel").mkdir(parents=True, exist_ok=True)
+        (jar.path("cancel") / name).touch()  # the request came first (see docs/jobs.md)
+        jar.submit_by_hand(name, line)
+    else:  # its dependency sits in a category only the later workers serve
+        jar.submit_by_hand("dep.0", line, category="later")
+        jar.submit_by_hand(name, line.replace("\n", "\n#JJ --after dep.0\n", 1))
+    victim = jar.start_worker(env={"JJ_FAULT": point})
+    wait_for(lambda: not pid_alive(worker_pid(victim)), message="the worker dies")
+    jar.run("recover_jobs", check=True)
+    jar.start_worker("later")
+    jar.start_worker("later")
+    expected = {"rejected": [], "cancelled": [name], "waiting": ["dep.0", name]}[branch]
+    settled(jar, expected)
+    counts = runs(log)
+    record = jar.record(name)
+    if branch == "rejected":
+        wait_for(lambda: os.listdir(jar.path("rejected")) == [name], message="set aside")
+        assert record["status"] == "rejected" and counts == Counter()
+    elif branch == "cancelled":
+        assert record["status"] == "cancelled" and counts == Counter()
+        jar.run("recover_jobs", check=True)  # settles a request the crash left behind
+        assert os.listdir(jar.path("cancel")) == []
+    else:
+        assert counts == Counter({"dep.0": 1, name: 1})
+        assert record["status"] == "succeeded"
+        assert jar.record("dep.0")["finished"] < record["started"]
+        assert os.listdir(jar.path("waiting")) == []
+
+
 @pytest.mark.parametrize("point", POINTS)
 def test_crash_on_the_retry_path(jar, point):
     log = jar.root / "runs.log"
