@@ -101,6 +101,7 @@ class Worker:
         if os.geteuid() == 0 and not self.config.allow_root:
             raise JobJarError("refusing to run jobs as root; set JJ_ALLOW_ROOT=yes to allow it")
         self.jar.ensure()
+        execute.seal_descriptors()
         if os.path.isdir(self.dir):  # our pid was a dead worker's: repair first
             from .recovery import recover_worker
 

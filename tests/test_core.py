@@ -261,3 +261,12 @@ def test_sigterm_stops_the_worker_after_its_current_job(jar):
     gate.touch()
     wait_for(lambda: (jar.home / "workers" / busy / "exited").exists(), message="busy exit")
     assert jar.record(name)["status"] == "succeeded"
+
+
+def test_a_script_without_a_shebang_line_runs_with_sh(jar):
+    """As shells do: an executable text file with no ``#!`` line is run by ``/bin/sh``."""
+    jar.submit_by_hand("plain.0", f'echo "no shebang $JJ_JOB_NAME" > {jar.root}/plain.txt\n')
+    jar.start_worker()
+    jar.wait_completed(1)
+    assert (jar.root / "plain.txt").read_text() == "no shebang plain.0\n"
+    assert jar.record("plain.0")["status"] == "succeeded"
