@@ -8,7 +8,7 @@ rename with a category and a dependency; ``recover_jobs`` is killed inside
 the poison path and inside the limbo clean-up.  Every job appends
 ``name attempt`` to one log, so extra runs are counted exactly.
 
-The chaos run: ``JJ_TEST_SCALE`` x 2,000 jobs (CI default 2,000), four
+The chaos run: ``JJ_TEST_SCALE`` x 4,000 jobs (CI default 4,000), four
 workers killed by SIGKILL at random moments while ``check_workers`` and
 ``recover_jobs`` run in a loop as cron would.  In the end nothing is lost,
 nothing completed twice, and a job ran more than once only if a recovery
@@ -252,7 +252,7 @@ def test_recover_jobs_killed_while_poisoning(jar, point):
 
 # -- chaos ----------------------------------------------------------------------------------
 
-CHAOS_JOBS = max(100, int(2000 * SCALE))
+CHAOS_JOBS = max(100, int(4000 * SCALE))
 
 
 class Cron(threading.Thread):
