@@ -92,12 +92,7 @@ def fail_record(jar: Jar, path: Path, category: str | None, reason: str, status:
     prior = records.carried_over(jar.record(name))
     submitted, owner = records.file_facts(path)
     now = time.time()
-    # Every field a worker's record has, so readers need not care how a job ended.
-    empty = dict.fromkeys(("submitter", "node", "worker", "submitted", "claimed", "started",
-                           "finished", "duration", "exit_code", "signal", "status", "reason",
-                           "attempt", "retries", "recoveries", "stdout", "stderr"))
-    return {"name": name, "category": category, "priority": priority_of(name), **empty,
-            "recoveries": 0, "attempts": [], **prior,
+    return {**records.blank(name, category, priority_of(name)), **prior,
             "submitter": prior.get("submitter") or owner, "status": status, "reason": reason,
             "submitted": prior.get("submitted") or records.utc_iso(submitted),
             "finished": records.utc_iso(now), "attempt": prior.get("attempt", 0)}

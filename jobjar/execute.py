@@ -42,14 +42,19 @@ def _open_output(path: str, append: bool) -> int:
     return os.open(path, flags, 0o666)
 
 
-def _redirect_in_child(streams: list[tuple[str, bool, int]]):
-    """Open user-chosen output paths in the child, with the job's own rights."""
+def _redirect_in_child(streams: list[tuple[str, bool, int]], shared: bool = False):
+    """Open user-chosen output paths in the child, with the job's own rights.
+
+    ``shared``: standard error goes where standard output does.
+    """
 
     def redirect() -> None:
         for path, append, target in streams:
             fd = _open_output(path, append)
             os.dup2(fd, target)
             os.close(fd)
+        if shared:
+            os.dup2(1, 2)
 
     return redirect
 
@@ -104,7 +109,7 @@ def _posix_spawn(argv: list[str], scratch: Path, env: dict, streams) -> Child:
     """
     actions = [(os.POSIX_SPAWN_DUP2, _devnull(), 0)]
     for target, (kind, value, append) in ((1, streams[0]), (2, streams[1])):
-        if kind == "fd":
+        if kind in ("fd", "dup"):  # "dup": the descriptor the job already has open
             actions.append((os.POSIX_SPAWN_DUP2, value, target))
         else:
             flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
@@ -144,7 +149,8 @@ def _popen(argv: list[str], scratch: Path, env: dict, streams) -> subprocess.Pop
     fds = [value if kind == "fd" else subprocess.DEVNULL for kind, value, _ in streams]
     child = [(value, append, target) for target, (kind, value, append)
              in ((1, streams[0]), (2, streams[1])) if kind == "path"]
-    preexec = _redirect_in_child(child) if child else None
+    shared = streams[1][0] == "dup"
+    preexec = _redirect_in_child(child, shared) if child else None
     return subprocess.Popen(argv, cwd=scratch, env=env, stdin=_devnull(), stdout=fds[0],
                             stderr=fds[1], start_new_session=True, close_fds=True,
                             preexec_fn=preexec)
@@ -158,6 +164,9 @@ def spawn(job: Path, scratch: Path, env: dict, out: tuple[str, bool, bool],
         for path, ours, append in (out, err):
             streams.append(("fd", _open_output(path, append), append) if ours
                            else ("path", path, append))
+        if streams[0][0] == streams[1][0] == "path" and \
+                os.path.abspath(out[0]) == os.path.abspath(err[0]):
+            streams[1] = ("dup", 1, err[2])  # one file for both: opened once, shared
         start = _posix_spawn if _SPAWN_OK and _devnull() > 2 else _popen
         argv = [str(job)]
         for attempt in (1, 2):

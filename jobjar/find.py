@@ -67,6 +67,17 @@ def running_jobs(jar: Jar) -> dict[str, tuple[str, Path]]:
     return found
 
 
+def held_category(jar: Jar, worker: str, path: Path) -> str | None:
+    """The category of a job a worker holds at ``path`` (``job/C/N``; ``None`` for ``job/N``).
+
+    Read from the path below the worker's ``job/``, never from the parent's
+    name alone: a category may itself be called ``job``.
+    """
+    base = os.path.normpath(jar.worker_dir(worker) / "job")
+    parts = os.path.relpath(os.path.normpath(path), base).split(os.sep)
+    return parts[0] if len(parts) == 2 else None
+
+
 def locate(name: str, jar: Jar | None = None) -> Location | None:
     """Where job ``name`` is now, or ``None`` if it is nowhere in the jar."""
     jar = jar or Jar.from_config()
@@ -80,7 +91,7 @@ def locate(name: str, jar: Jar | None = None) -> Location | None:
         return Location("waiting", hit[1], hit[0])
     running = running_jobs(jar).get(name)
     if running and _exists(running[1]):
-        category = running[1].parent.name if running[1].parent.name != "job" else None
+        category = held_category(jar, running[0], running[1])
         return Location("running", running[1], category, running[0])
     for worker in jar.workers():  # claimed but not yet linked, or link lost
         base = jar.worker_dir(worker) / "job"

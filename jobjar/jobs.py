@@ -16,7 +16,7 @@ from pathlib import Path
 from . import records
 from .depend import fail_record, waiting_jobs
 from .errors import JobJarError
-from .find import Location, locate, running_jobs
+from .find import Location, held_category, locate, running_jobs
 from .layout import Jar
 
 #: How many times a job that moves while we act on it is looked up again.
@@ -149,7 +149,7 @@ def jobs_in_jar(jar: Jar) -> list[Location]:
                   for e in entries if not e.name.startswith(".")
                   and not e.is_dir(follow_symlinks=False)]
     for worker, path in running_jobs(jar).values():
-        category = path.parent.name if path.parent.name != "job" else None
+        category = held_category(jar, worker, path)
         found.append(Location("running", path, category, worker))
     return found
 
@@ -255,8 +255,8 @@ def wait(names: list[str] | None = None, timeout: float | None = None, progress:
     ``WaitTimeout`` after ``timeout`` seconds.
     """
     jar = jar or Jar.from_config()
-    names = _flat(names) if names else None
-    if names:
+    names = None if names is None else _flat(names)  # [] waits for nothing, None for all
+    if names is not None:
         for name in names:
             _find(name, jar)
         order = list(dict.fromkeys(names))

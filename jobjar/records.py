@@ -20,6 +20,21 @@ FINAL = ("succeeded", "failed", "cancelled", "timed-out", "dependency-failed", "
 PENDING = "retrying"
 
 
+#: Every field of a record, in the order they are written.  Every record has
+#: all of them, however its job ended, so readers need not care.
+FIELDS = ("name", "category", "priority", "submitter", "node", "worker", "submitted",
+          "claimed", "started", "finished", "duration", "exit_code", "signal", "status",
+          "reason", "attempt", "retries", "recoveries", "stdout", "stderr", "attempts")
+
+
+def blank(name: str, category: str | None, priority: int) -> dict:
+    """A record with every field, of a job that has not run yet."""
+    record = dict.fromkeys(FIELDS)
+    record.update(name=name, category=category, priority=priority, attempt=0, retries=0,
+                  recoveries=0, attempts=[])
+    return record
+
+
 def utc_iso(timestamp: float | None) -> str | None:
     """Seconds since the epoch as ISO 8601 UTC (``None`` stays ``None``)."""
     if timestamp is None:

@@ -63,7 +63,7 @@ def _return_job(jar: Jar, config: Config, worker: str, category: str | None, pat
         target = jar.queue_dir(category) / name
         action = "put back for its next attempt"
     else:
-        record = _lost_attempt(record, name, category, worker, why)
+        record = _lost_attempt(record, path, category, worker, why)
         if record["recoveries"] > config.max_recoveries:
             record.update(status="poisoned", finished=records.utc_iso(time.time()),
                           reason=f"its worker died {record['recoveries']} times while running it")
@@ -85,12 +85,16 @@ def _return_job(jar: Jar, config: Config, worker: str, category: str | None, pat
     return action
 
 
-def _lost_attempt(record: dict, name: str, category: str | None, worker: str, why: str) -> dict:
-    record = dict(record)
-    record.setdefault("name", name)
-    record.setdefault("category", category)
-    record.setdefault("priority", priority_of(name))
-    record.setdefault("attempt", 0)
+def _lost_attempt(record: dict, path: Path, category: str | None, worker: str,
+                  why: str) -> dict:
+    """The record of a job whose worker died running it (every field, as any record)."""
+    name = path.name
+    record = {**records.blank(name, category, priority_of(name)), **record}
+    if not record["submitted"]:  # it died before writing any record: the file tells
+        submitted, owner = records.file_facts(path)
+        record.update(submitted=records.utc_iso(submitted), submitter=owner)
+    if not record["node"]:
+        record["node"] = worker.rsplit(".", 1)[0]
     recoveries = int(record.get("recoveries", 0)) + 1
     attempts = list(record.get("attempts", []))
     attempts.append({"worker": worker, "status": "lost", "reason": why,

@@ -40,18 +40,23 @@ def _options(jar: Jar, extra: dict) -> jjdir.Directives:
         raise SubmitError(f"unknown option(s): {', '.join(sorted(unknown))}")
     opts = jjdir.Directives()
     for name, value in extra.items():
-        if value is None or value == [] or (name == "retries" and value == 0):
+        if value is None or (name == "retries" and value == 0):
             continue
         if name in ("output", "error") and str(value):  # "" stays "" and is refused
             value = os.path.abspath(os.path.expanduser(str(value)))
         setattr(opts, name, jjdir.check(name, value))
+    _check_dependencies(jar, opts)
+    return opts
+
+
+def _check_dependencies(jar: Jar, opts: jjdir.Directives) -> None:
+    """Every job named by ``--after``/``--after-any`` must exist somewhere in the jar."""
     if opts.dependencies:
         from .find import locate
 
         for dep in opts.dependencies:
             if locate(dep, jar) is None:
                 raise SubmitError(f"unknown dependency: no job named {dep!r} in {jar.home}")
-    return opts
 
 
 def _script(command: str, opts: jjdir.Directives) -> bytes:
@@ -91,10 +96,10 @@ def _wrap(content: bytes, opts: jjdir.Directives) -> bytes:
         return content
     block = "".join(line + "\n" for line in lines).encode()
     if content.startswith(b"#!"):
-        end = content.find(b"\n")
-        if end < 0:
+        if not content.endswith(b"\n") and b"\n" not in content:
             return content + b"\n" + block
-        return content[: end + 1] + block + content[end + 1 :]
+        at = _after_header(content, jjdir.HEAD_BYTES - len(block))
+        return content[:at] + block + content[at:]
     # A binary: a script that extracts the bytes after its own text and runs them.
     body = ("#!/bin/sh\n" + "".join(line + "\n" for line in lines)
             + 'prog="$JJ_SCRATCH_DIR/.jj-binary"\n'
@@ -109,16 +114,41 @@ def _wrap(content: bytes, opts: jjdir.Directives) -> bytes:
     return header + content
 
 
+def _after_header(content: bytes, limit: int) -> int:
+    """Where ``#JJ`` lines go in a script so that they override the script's own.
+
+    Directives are read from the comment block after the ``#!`` line, and a
+    later one wins (``--after`` lists add up), so the command line's go at
+    the end of that block, as long as they stay inside the part a worker
+    reads; otherwise right after the ``#!`` line.
+    """
+    first = content.find(b"\n") + 1
+    at = first
+    while at < len(content):
+        end = content.find(b"\n", at)
+        end = len(content) if end < 0 else end + 1
+        line = content[at:end].strip()
+        if line and not line.startswith(b"#"):
+            break
+        at = end
+    return at if at <= limit else first
+
+
 def write_job(content: bytes, priority: int = 0, id: str | None = None,
               category: str | None = None, opts: jjdir.Directives | None = None,
-              jar: Jar | None = None) -> str:
-    """Write ``content`` as a new job and submit it; return its name."""
+              jar: Jar | None = None, waits: bool | None = None) -> str:
+    """Write ``content`` as a new job and submit it; return its name.
+
+    A job with dependencies (``waits``; by default, whether ``opts`` has
+    any) goes to ``waiting/`` instead of the unclaimed jar.
+    """
     config = load()
     jar = jar or Jar.from_config(config)
     priority = check_priority(priority)
     category = check_category(category)
     name = unique_name(config.node, priority, id and check_word("identifier", id))
-    waits = bool(opts and opts.dependencies)
+    if waits is None:
+        waits = bool(opts and opts.dependencies)
     target_dir = jar.waiting_dir(category) if waits else jar.queue_dir(category)
     limbo_path = jar.limbo / name
     _write_limbo(jar, limbo_path, content)
@@ -206,18 +236,25 @@ def submit_job_file(path: str | os.PathLike, priority: int = 0, id: str | None =
     jar = Jar.from_config()
     opts = _options(jar, options)
     content = _read_executable(path)
-    return _submit_each(lambda: _wrap(content, opts), opts, array, priority, id, category, jar)
+    try:  # the file's own #JJ lines get the same checks as the keywords
+        own = jjdir.parse(content[: jjdir.HEAD_BYTES])
+    except jjdir.DirectiveError as exc:
+        raise SubmitError(f"{path}: {exc}") from None
+    _check_dependencies(jar, own)
+    waits = bool(own.dependencies or opts.dependencies)
+    return _submit_each(lambda: _wrap(content, opts), opts, array, priority, id, category, jar,
+                        waits)
 
 
 def _submit_each(make, opts: jjdir.Directives, array: str | None, priority, id, category,
-                 jar: Jar) -> str | list[str]:
+                 jar: Jar, waits: bool | None = None) -> str | list[str]:
     """Submit one job, or one per array index (``make`` builds the file each time)."""
     if array is None:
-        return write_job(make(), priority, id, category, opts, jar)
+        return write_job(make(), priority, id, category, opts, jar, waits)
     names = []
     for index in parse_array(array):
         opts.array_index = index
-        names.append(write_job(make(), priority, id, category, opts, jar))
+        names.append(write_job(make(), priority, id, category, opts, jar, waits))
     return names
 
 

@@ -307,14 +307,14 @@ def test_submit_options_are_python_keywords_with_the_same_checks(jar, tmp_path):
     before = sorted(os.listdir(jar.path("unclaimed"))), sorted(os.listdir(jar.path("waiting")))
     for kwargs in bad_values:
         for submit, what in ((jobjar.submit_job, "true"), (jobjar.submit_job_file, script)):
-            if kwargs == {"after": []}:
-                continue  # an empty list is "no dependencies" in Python
             with pytest.raises(jobjar.JobJarError):
                 submit(what, **kwargs)
     after = sorted(os.listdir(jar.path("unclaimed"))), sorted(os.listdir(jar.path("waiting")))
     assert before == after
     for args, word in ((["--timeout", "0"], "timeout"), (["--retries", "x"], "retries"),
                        (["--after", "no-such-job"], "unknown dependency"),
+                       (["--after", ""], "at least one job name"),
+                       (["--after-any", ","], "at least one job name"),
                        (["--array", "3-1"], "array")):
         for source in (["true"], ["-f", str(script)]):
             result = jar.run("submit_job", *args, *source)
@@ -352,3 +352,83 @@ def test_job_info(jar):
     missing = jar.run("job_info", "nope")
     assert missing.returncode == 1 and "nope" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_command_line_options_win_over_the_files_own(jar, tmp_path):
+    """``submit_job --timeout 100 -f s.sh`` beats ``#JJ --timeout 1`` in s.sh; --after adds up."""
+    first = jar.submit("true")
+    script = tmp_path / "s.sh"
+    script.write_text(f"#!/bin/sh\n# a comment\n#JJ --timeout 1 --after {first}\n\nsleep 2\n")
+    script.chmod(0o755)
+    second = jar.submit("true")
+    name = jar.submit("--timeout", "100", "--after", second, "-f", str(script))
+    assert jar.path("waiting", name).exists()
+    jar.start_worker()
+    wait_for(lambda: status(jar, name) == "succeeded", message="the slow job to finish")
+    assert jar.record(name)["duration"] >= 2
+    text = jar.path("completed", name).read_text()
+    assert text.index("#JJ --timeout 1 ") < text.index("#JJ --timeout 100\n") < text.index("sleep")
+
+
+def test_dependencies_and_directives_in_a_submitted_file_are_checked(jar, tmp_path):
+    import jobjar
+
+    for line, word in (("#JJ --after typo-no-such-job", "unknown dependency"),
+                       ("#JJ --timeout soon", "timeout")):
+        script = tmp_path / "s.sh"
+        script.write_text(f"#!/bin/sh\n{line}\ntrue\n")
+        script.chmod(0o755)
+        result = jar.run("submit_job", "-f", str(script))
+        assert result.returncode == 1 and word in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        with pytest.raises(jobjar.JobJarError):
+            jobjar.submit_job_file(script)
+    assert not jar.path("unclaimed").exists() or os.listdir(jar.path("unclaimed")) == []
+    assert not jar.path("waiting").exists() or os.listdir(jar.path("waiting")) == []
+
+
+def _sleeper(jar, *args):
+    return jar.submit(*args, f"touch {jar.root}/started-$JJ_JOB_NAME; sleep 60")
+
+
+def test_cancel_running_jobs_by_category_and_mine(jar):
+    """``-c`` and ``--mine`` reach running jobs too, and only those they name."""
+    batch = _sleeper(jar, "-c", "BATCH")
+    keep = _sleeper(jar, "-c", "KEEP")
+    for category in ("BATCH", "KEEP"):
+        jar.start_worker(category)
+    for name in (batch, keep):
+        wait_for((jar.root / f"started-{name}").exists, message=f"{name} to run")
+    out = jar.run("cancel_job", "-c", "BATCH", check=True).stdout
+    assert out.startswith(f"{batch}: cancel requested (running on ")
+    wait_for(lambda: status(jar, batch) == "cancelled", message="the BATCH job cancelled")
+    assert status(jar, keep) is None
+    out = jar.run("cancel_job", "--mine", check=True).stdout
+    assert out.startswith(f"{keep}: cancel requested")
+    wait_for(lambda: status(jar, keep) == "cancelled", message="my running job cancelled")
+
+
+def test_cancel_mine_spares_other_users_jobs(jar):
+    if os.geteuid() != 0:
+        pytest.skip("needs root: a job owned by another user")
+    mine = jar.submit("true")
+    theirs = jar.submit_by_hand("theirs.0")
+    os.chown(theirs, 65534, 65534)
+    out = jar.run("cancel_job", "--mine", check=True).stdout
+    assert out.splitlines() == [f"{mine}: cancelled"]
+    assert theirs.exists()
+    info = jar.run("job_info", "--json", "theirs.0", check=True).stdout
+    assert json.loads(info)["state"] == "unclaimed"
+
+
+def test_a_category_named_job(jar):
+    """A category called ``job`` (like the worker's own ``job/`` directory) is still a category."""
+    name = _sleeper(jar, "-c", "job")
+    jar.start_worker("job")
+    wait_for((jar.root / f"started-{name}").exists, message="it runs")
+    info = json.loads(jar.run("job_info", "--json", name, check=True).stdout)
+    assert info["state"] == "running" and info["category"] == "job"
+    out = jar.run("cancel_job", "-c", "job", check=True).stdout
+    assert out.startswith(f"{name}: cancel requested")
+    wait_for(lambda: status(jar, name) == "cancelled", message="cancelled")
+    assert jar.record(name)["category"] == "job"

@@ -128,3 +128,14 @@ def test_late_output_of_a_lingering_child_stays_with_its_job(jar, tmp_path):
              message="the child's late output")
     assert jar.record(first)["stdout"] == str(out)
     assert jar.path("output", f"{second}.out").read_text() == "second\n"
+
+
+def test_output_and_error_in_one_file(jar, tmp_path):
+    """``-o F -e F``: one file, opened once, both streams in the order they were written."""
+    both = tmp_path / "both.txt"
+    name = jar.submit("-o", str(both), "-e", str(both),
+                      "echo AAAAAAAAAA; echo b >&2; echo CCC; echo d >&2")
+    jar.start_worker()
+    jar.wait_completed(1)
+    assert both.read_text() == "AAAAAAAAAA\nb\nCCC\nd\n"
+    assert jar.record(name)["stdout"] == jar.record(name)["stderr"] == str(both)

@@ -141,6 +141,11 @@ def test_poison_job_is_not_put_back_forever(jar):
     assert jar.completed() == [name]
     record = jar.record(name)
     assert record["status"] == "poisoned" and record["recoveries"] == 2
+    from jobjar.records import FIELDS
+
+    assert set(FIELDS) <= set(record), set(FIELDS) - set(record)  # a full record, as any
+    assert record["submitter"] and record["submitted"] and record["node"]
+    assert [a["status"] for a in record["attempts"]] == ["lost", "lost"]
     status = jar.run("system_status", check=True).stdout
     assert "1 poisoned" in status
 

@@ -48,6 +48,9 @@ def test_python_wait_returns_the_records(jar):
     idle = jar.submit("-c", "NOBODY", "true")
     with pytest.raises(WaitTimeout):
         jobjar.wait([idle], timeout=0.2)
+    with pytest.raises(WaitTimeout):
+        jobjar.wait(None, timeout=0.2)  # None: everything in the jar, idle included
+    assert jobjar.wait([], timeout=0.2) == []  # an empty list: nothing to wait for
     jar.start_worker()
     records = jobjar.wait([bad, good, bad])
     assert [(r["name"], r["status"]) for r in records] == [(bad, "timed-out"),

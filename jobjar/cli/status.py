@@ -48,8 +48,9 @@ def render(status: dict) -> str:
         for record in status["recent_failures"]:
             how = f"exit {record['exit_code']}" if record["exit_code"] is not None else (
                 f"signal {record['signal']}" if record["signal"] else "")
-            lines.append(f"  {record['finished']} {record['name']} {record['status']} {how}"
-                         f"{': ' + record['reason'] if record['reason'] else ''}")
+            words = " ".join(str(w) for w in (record["finished"], record["name"],
+                                              record["status"], how) if w)
+            lines.append(f"  {words}{': ' + record['reason'] if record['reason'] else ''}")
     return "\n".join(lines)
 
 
