@@ -277,6 +277,10 @@ def submit_from_file(path: str | os.PathLike, priority: int = 0, id: str | None 
     return [write_job(_script(line, opts), priority, id, category, opts, jar) for line in lines]
 
 
+#: The most jobs one ``--array`` may submit (a typo must not fill a disk).
+MAX_ARRAY = 1_000_000
+
+
 def parse_array(spec: str) -> range:
     """Parse ``FIRST-LAST[:STEP]`` (or a single index) into a range."""
     text = str(spec).strip()
@@ -288,6 +292,8 @@ def parse_array(spec: str) -> range:
         step = int(step_text) if step_text else 1
     except ValueError:
         raise SubmitError(f"bad --array {spec!r}: expected FIRST-LAST[:STEP]") from None
-    if start < 0 or stop < start or step < 1 or (stop - start) // step >= 1_000_000:
+    if start < 0 or stop < start or step < 1:
         raise SubmitError(f"bad --array {spec!r}: expected 0 <= FIRST <= LAST, STEP >= 1")
+    if (stop - start) // step >= MAX_ARRAY:
+        raise SubmitError(f"bad --array {spec!r}: more than {MAX_ARRAY:,} jobs in one array")
     return range(start, stop + 1, step)
