@@ -107,15 +107,20 @@ class QueueView:
             try:
                 os.rename(self.path / name, dest)
             except OSError as exc:
+                if exc.errno == errno.ENOENT and not os.path.isdir(dest_dir):
+                    os.makedirs(dest_dir, exist_ok=True)  # our job/ (or job/CAT/) went away
+                    continue
                 heapq.heappop(self.heap)
                 self.known.discard(name)
+                if exc.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+                    # One of our own directories has that name (an uncategorized job
+                    # called like one of our categories): not ours to take.
+                    continue
                 # On NFS a retransmitted rename can report failure after it
                 # happened: the destination tells the truth.
                 if os.path.lexists(dest):
                     return dest
                 if exc.errno in GONE:
-                    continue
-                if exc.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
                     continue
                 raise
             heapq.heappop(self.heap)

@@ -81,11 +81,11 @@ def job_info(name: str, jar: Jar | None = None) -> dict:
             "cancel_requested": os.path.lexists(jar.cancel / name),
             "record": records.read(jar.record(name))}
     if where.state == "running":
-        from .liveness import filesystem_now
+        from .liveness import reading_now
 
         try:
             since = os.lstat(jar.claimed_link(where.worker)).st_mtime
-            info["running_for"] = round(max(0.0, filesystem_now(jar.limbo) - since), 1)
+            info["running_for"] = round(max(0.0, reading_now(jar) - since), 1)
         except OSError:
             pass
     return info

@@ -95,9 +95,10 @@ class Jar:
             entries = os.scandir(self.worker_home)
         except FileNotFoundError:
             return []
-        with entries:
+        with entries:  # NODE.PID: anything else there (notes.old/) is not a worker
             return sorted(e.name for e in entries
-                          if not e.name.startswith(".") and "." in e.name and e.is_dir())
+                          if not e.name.startswith(".") and e.name.rpartition(".")[2].isdigit()
+                          and e.is_dir())
 
     def categories(self) -> list[str]:
         """Category directories that exist in the unclaimed jar."""

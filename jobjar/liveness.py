@@ -81,6 +81,24 @@ def filesystem_now(directory: Path) -> float:
             pass
 
 
+def reading_now(jar: Jar) -> float:
+    """"Now" for commands that only read (``system_status``, ``job_info``).
+
+    They must not write a probe file, so they take this node's clock, moved
+    forward to the newest heartbeat in the jar if that is later: a clock
+    that runs behind the file server's then still shows sensible ages (one
+    that runs ahead shows ages too large by its lead; ``recover_jobs``,
+    which acts on ages, uses ``filesystem_now`` instead).
+    """
+    newest = 0.0
+    for worker in jar.workers():
+        try:
+            newest = max(newest, os.stat(jar.worker_dir(worker) / WORKER_HEARTBEAT).st_mtime)
+        except OSError:
+            continue
+    return max(time.time(), newest)
+
+
 def heartbeat_age(jar: Jar, worker: str, now: float) -> float | None:
     """Seconds since the worker last touched its heartbeat (``None``: never)."""
     try:

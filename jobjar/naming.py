@@ -63,8 +63,8 @@ def check_word(kind: str, value: str) -> str:
 
 
 def check_category(category: str | None) -> str | None:
-    """Validate a category name (``None`` or ``""`` mean uncategorized)."""
-    if category is None or category == "":
+    """Validate a category name (``None`` means uncategorized; ``""`` is a mistake)."""
+    if category is None:
         return None
     return check_word("category", category)
 
@@ -127,7 +127,7 @@ def unique_name(node: str, priority: int = 0, ident: str | None = None) -> str:
     seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + f"_{micros:06d}Z"
     parts = [stamp, login(), node, str(os.getpid()), str(next(_counter))]
-    if ident:
+    if ident is not None:  # "" is a mistake, not "no identifier"
         parts.append(check_word("identifier", ident))
     return "-".join(parts) + f".{priority}"
 

@@ -17,7 +17,7 @@ from .config import load
 from .control import is_paused, is_stopped
 from .find import running_jobs
 from .layout import PAUSE_ALL, STOP_ALL, WORKER_EXITED, Jar, held_job
-from .liveness import filesystem_now, heartbeat_age, is_alive_here, read_info
+from .liveness import heartbeat_age, is_alive_here, read_info, reading_now
 from .naming import priority_of, split_worker_name
 
 #: How many recent failures the status lists.
@@ -159,8 +159,7 @@ def system_status() -> dict:
     config = load()
     jar = Jar.from_config(config)
     completed, failures = finished(jar)
-    # ages are judged by the file server's clock, never this node's
-    now_fs = filesystem_now(jar.worker_home) if jar.worker_home.is_dir() else time.time()
+    now_fs = reading_now(jar)  # read-only: no probe file for the server's clock
     workers, stranded = worker_states(jar, config.node, now_fs)
     waiting = len(_names(jar.waiting)) + sum(len(_names(jar.waiting / c))
                                              for c in _dirs(jar.waiting))

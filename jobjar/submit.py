@@ -17,7 +17,7 @@ from . import faults
 from .config import load
 from .errors import SubmitError
 from .layout import Jar
-from .naming import check_category, check_priority, check_word, unique_name
+from .naming import check_category, check_priority, unique_name
 
 #: Names of the per-job keyword options shared by every submission function.
 OPTION_NAMES = ("timeout", "retries", "after", "after_any", "output", "error")
@@ -27,7 +27,7 @@ def unique_job_name(priority: int = 0, id: str | None = None) -> str:
     """Return an absolute path in ``limbo/`` that no other job will ever use."""
     config = load()
     jar = Jar.from_config(config)
-    name = unique_name(config.node, check_priority(priority), id and check_word("identifier", id))
+    name = unique_name(config.node, check_priority(priority), id)
     if not jar.limbo.is_dir():  # the caller will cp into it: the jar must exist
         _ensure(jar)
     return str(jar.limbo / name)
@@ -146,7 +146,7 @@ def write_job(content: bytes, priority: int = 0, id: str | None = None,
     jar = jar or Jar.from_config(config)
     priority = check_priority(priority)
     category = check_category(category)
-    name = unique_name(config.node, priority, id and check_word("identifier", id))
+    name = unique_name(config.node, priority, id)
     if waits is None:
         waits = bool(opts and opts.dependencies)
     target_dir = jar.waiting_dir(category) if waits else jar.queue_dir(category)

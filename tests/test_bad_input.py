@@ -134,7 +134,7 @@ def test_config_file_that_is_a_directory_or_unreadable(jar):
 
 # -- categories, identifiers, priorities, files ---------------------------------------------
 
-BAD_WORDS = ["a/b", "/", "..", "../../escape", ".hidden", "tab\there", "bell\x07", "new\nline",
+BAD_WORDS = ["", "a/b", "/", "..", "../../escape", ".hidden", "tab\there", "bell\x07", "new\nline",
              "x" * 300, "comma,separated"]
 
 

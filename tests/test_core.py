@@ -156,10 +156,11 @@ def test_stop_all_stops_current_and_new_workers(jar):
     worker = jar.start_worker()
     (jar.home / "workers" / "STOP_ALL").touch()
     wait_for(lambda: (jar.home / "workers" / worker / "exited").exists(), message="exit")
+    queued = jar.submit("true")  # waiting for a worker when the new one starts
     late = jar.start_worker()
     wait_for(lambda: (jar.home / "workers" / late / "exited").exists(), message="new exits")
-    jar.submit("true")
-    assert jar.completed() == []
+    assert jar.completed() == [] and jar.path("unclaimed", queued).exists()
+    assert "claim" not in (jar.home / "workers" / late / "log").read_text()
 
 
 def test_pause_and_pause_all(jar):
@@ -270,3 +271,31 @@ def test_a_script_without_a_shebang_line_runs_with_sh(jar):
     jar.wait_completed(1)
     assert (jar.root / "plain.txt").read_text() == "no shebang plain.0\n"
     assert jar.record("plain.0")["status"] == "succeeded"
+
+
+def test_a_job_named_like_a_category_does_not_confuse_its_workers(jar):
+    """An uncategorized job called ``LINUX`` is left to workers that do not serve LINUX.
+
+    A worker of category LINUX has a ``job/LINUX/`` directory: renaming the
+    job there fails (it is a directory), and that failure must not be taken
+    for a claim that happened.
+    """
+    (jar.workers_dir / "PAUSE_ALL").parent.mkdir(parents=True, exist_ok=True)
+    (jar.workers_dir / "PAUSE_ALL").touch()
+    worker = jar.start_worker("LINUX")
+    clash = jar.submit_by_hand("LINUX", f"#!/bin/sh\necho x >> {jar.root}/clash\n")
+    # tried after LINUX (lower priority): once it ran, the worker has passed LINUX by
+    after = jar.submit_by_hand("after.-1", f"#!/bin/sh\ntouch {jar.root}/after\n")
+    (jar.workers_dir / "PAUSE_ALL").unlink()
+    wait_for(lambda: (jar.root / "after").exists(), message="the lower-priority job")
+    jar.wait_completed(1)
+    assert clash.exists() and (jar.workers_dir / worker / "job" / "LINUX").is_dir()
+    assert not jar.path("rejected").exists() or os.listdir(jar.path("rejected")) == []
+    jar.start_worker()  # an uncategorized worker takes the clashing one
+    jar.wait_completed(2)
+    assert (jar.root / "clash").read_text() == "x\n"
+    # (while it sat in unclaimed/, no LINUX job could be submitted: the name was taken)
+    linux = jar.submit("-c", "LINUX", f"touch {jar.root}/linux")  # LINUX is still served
+    jar.wait_completed(3)
+    assert sorted(jar.completed()) == sorted(["LINUX", after.name, linux])
+    assert jar.record(linux)["worker"] == worker

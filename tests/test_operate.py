@@ -32,6 +32,12 @@ def test_stop_targets_all_node_and_worker(jar):
     assert jar.run("stop_worker", "all").returncode == 0
     wait_for(lambda: exited(jar, meadow))
     assert not (jar.workers_dir / "STOP_ALL").exists()  # all = a STOP per worker
+    (jar.workers_dir / "notes.old").mkdir()  # not a worker: never a target
+    for command in ("stop_worker", "pause_worker", "unpause_worker"):
+        result = jar.run(command, "notes", "all")
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert len(result.stderr.splitlines()) == 1 and "notes" in result.stderr
+    assert os.listdir(jar.workers_dir / "notes.old") == []
     late = jar.start_worker()  # new workers are unaffected
     jar.submit("true")
     jar.wait_completed(1)
@@ -185,8 +191,24 @@ def test_system_status_on_a_busy_jar(jar):
 
 
 def test_system_status_only_reads(jar):
-    jar.submit("true")
-    before = sorted(str(p) for p in jar.home.rglob("*"))
-    jar.run("system_status", check=True)
-    jar.run("system_status", "--json", check=True)
-    assert sorted(str(p) for p in jar.home.rglob("*")) == before
+    """Status and job_info change nothing: no file, no directory mtime, on a jar with a worker."""
+    jar.submit("-c", "PARKED", "true")
+    running = jar.submit(f"touch {jar.root}/started; sleep 30")
+    worker = jar.start_worker()
+    wait_for((jar.root / "started").exists, message="the job runs")
+    jar.run("pause_worker", worker, check=True)  # nothing else moves while we look
+
+    def snapshot() -> dict:
+        found = {}
+        for path in [jar.home, *jar.home.rglob("*")]:
+            if path.name in ("heartbeat", "log") or ".spare." in path.name:
+                continue  # the worker's own, refreshed while its job runs
+            found[str(path)] = os.lstat(path).st_mtime_ns
+        return found
+
+    before = snapshot()
+    for args in ([], ["--json"], ["--yaml"]):
+        jar.run("system_status", *args, check=True)
+    jar.run("job_info", running, check=True)
+    assert snapshot() == before
+    jar.run("cancel_job", running, check=True)
