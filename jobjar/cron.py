@@ -32,14 +32,31 @@ def command_dir() -> Path:
     return Path(sys.executable).parent
 
 
+#: Variables never carried into a cron line (test hooks).
+NOT_CARRIED = ("JJ_FAULT",)
+
+
 def render(name: str, home: Path, extra: str = "", logs: Path | None = None) -> str:
-    """The shell command of one cron line, with ``PATH`` and ``JJ_HOME`` filled in."""
+    """The shell command of one cron line, with ``PATH`` and the jar's settings filled in.
+
+    Cron runs with an almost empty environment, so the line carries
+    ``JJ_HOME``, ``JJ_WORKER_HOME`` and every other ``JJ_*`` variable set
+    where ``install_cron`` ran (``JJ_NODE``, ``JJ_MAX_WORKERS``,
+    ``JJ_CONFIG_FILE``, ...): ``check_workers`` under cron must count the
+    same workers, under the same node name, as it does by hand.
+    """
     _schedule, command, default_extra = ENTRIES[name]
     path = os.pathsep.join(dict.fromkeys([str(Path(sys.executable).parent), str(command_dir()),
                                           "/usr/local/bin", "/usr/bin", "/bin"]))
     args = " ".join(filter(None, [default_extra, extra]))
-    log = (logs or home / "workers") / f"cron-{name}.log"
-    return (f"PATH={shlex.quote(path)} JJ_HOME={shlex.quote(str(home))} "
+    workers = logs or home / "workers"
+    log = workers / f"cron-{name}.log"
+    settings = {"JJ_HOME": str(home), "JJ_WORKER_HOME": str(workers)}
+    for key in sorted(os.environ):
+        if key.startswith("JJ_") and key not in settings and key not in NOT_CARRIED:
+            settings[key] = os.environ[key]
+    assignments = " ".join(f"{key}={shlex.quote(value)}" for key, value in settings.items())
+    return (f"PATH={shlex.quote(path)} {assignments} "
             f"{shlex.quote(str(command_dir() / command))}{' ' + args if args else ''} "
             f">> {shlex.quote(str(log))} 2>&1")
 
