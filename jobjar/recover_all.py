@@ -24,7 +24,7 @@ from pathlib import Path
 from . import faults, records
 from .config import Config, load
 from .layout import WORKER_EXITED, Jar, held_job
-from .liveness import filesystem_now, heartbeat_age, is_alive_here
+from .liveness import filesystem_now, heartbeat_age, is_alive_here, read_info
 from .recovery import recover_worker
 
 #: Limbo files and temporary records older than this are abandoned.
@@ -42,9 +42,25 @@ def dead_workers(jar: Jar, config: Config, stale: float | None) -> list[tuple[st
         elif alive is None and stale is not None and \
                 not (jar.worker_dir(worker) / WORKER_EXITED).exists():
             age = heartbeat_age(jar, worker, now)
-            if age is not None and age > stale:
+            if age is not None and age > max(stale, MIN_BEATS * _interval(jar, worker)):
                 found.append((worker, f"its worker's heartbeat is {age:.0f} s old"))
     return found
+
+
+#: ``--stale`` never judges a worker before it missed this many heartbeats.
+MIN_BEATS = 2
+
+
+def _interval(jar: Jar, worker: str) -> float:
+    """The heartbeat interval a worker announced in its ``info.yaml`` (default 30 s).
+
+    A ``--stale`` shorter than a couple of intervals would take healthy
+    workers for dead ones and put their running jobs back: it is raised.
+    """
+    try:
+        return float(read_info(jar.worker_dir(worker)).get("heartbeat") or 30)
+    except (TypeError, ValueError):
+        return 30.0
 
 
 def recover_jobs(stale: float | None = None, jar: Jar | None = None) -> list[dict]:
@@ -64,7 +80,8 @@ def recover_jobs(stale: float | None = None, jar: Jar | None = None) -> list[dic
         if held_job(jar.worker_dir(worker)) is None and not os.path.lexists(
                 jar.claimed_link(worker)) and not (jar.worker_dir(worker) / "scratch").exists():
             continue
-        for job, action in recover_worker(jar, config, worker, why):
+        local = is_alive_here(jar, worker, config.node) is False
+        for job, action in recover_worker(jar, config, worker, why, local):
             done.append({"job": job, "worker": worker, "action": action})
         faults.hit("recover-after-worker")
     done += _dangling_links(jar)

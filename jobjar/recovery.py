@@ -25,17 +25,24 @@ def _unlink(path: Path) -> None:
         pass
 
 
-def recover_worker(jar: Jar, config: Config, worker: str, why: str) -> list[tuple[str, str]]:
+def recover_worker(jar: Jar, config: Config, worker: str, why: str,
+                   local: bool = False) -> list[tuple[str, str]]:
     """Repair what dead worker ``worker`` left; return ``(job, action)`` pairs.
 
     A job it finished but had not moved goes to ``completed/``; a job it was
     running goes back where it came from (same category, same name), unless
     it has already been recovered ``JJ_MAX_RECOVERIES`` times: then it is
-    recorded ``poisoned`` and moved to ``completed/``.
+    recorded ``poisoned`` and moved to ``completed/``.  With ``local`` (a
+    worker of this node), what still runs of its job is ended first, so that
+    the next attempt never runs beside the lost one.
     """
     done = []
     wdir = jar.worker_dir(worker)
     held = held_job(wdir)
+    if held is not None and local:
+        ended = end_orphans(jar, config, worker, held[1].name)
+        if ended:
+            done.append((held[1].name, f"ended {ended} process(es) of the lost attempt"))
     if held is not None:
         category, path = held
         action = _return_job(jar, config, worker, category, path, why)
@@ -48,6 +55,44 @@ def recover_worker(jar: Jar, config: Config, worker: str, why: str) -> list[tupl
     for spare in jar.spare_outputs(worker):  # output of the lost attempt, if any
         _unlink(spare)
     return done
+
+
+def end_orphans(jar: Jar, config: Config, worker: str, job: str) -> int:
+    """End what still runs of ``job`` after its worker on this node died; return how many.
+
+    A job runs in a session of its own, so a worker killed by SIGKILL leaves
+    it running.  Its processes carry ``JJ_WORKER`` and ``JJ_JOB_NAME`` in
+    their environment (the worker sets them for every job): they get
+    SIGTERM, then SIGKILL after ``JJ_KILL_GRACE``.  Processes that earlier
+    jobs left behind on purpose (another name) and living workers (which may
+    have inherited the variables from a job that started them) are spared.
+    """
+    import psutil
+
+    workers = set()
+    for name in jar.workers():
+        node, _, pid = name.rpartition(".")
+        if node == config.node and name != worker:
+            workers.add(int(pid))
+    mine = os.getpid()
+    victims = []
+    for proc in psutil.process_iter(["environ"]):
+        env = proc.info.get("environ") or {}
+        if env.get("JJ_WORKER") == worker and env.get("JJ_JOB_NAME") == job \
+                and proc.pid not in workers and proc.pid != mine:
+            victims.append(proc)
+    count, left = len(victims), victims
+    for sig in ("terminate", "kill"):
+        for proc in left:
+            try:
+                getattr(proc, sig)()
+            except psutil.Error:
+                pass
+        _gone, left = psutil.wait_procs(left, timeout=config.kill_grace if sig == "terminate"
+                                        else 5)
+        if not left:
+            break
+    return count
 
 
 def _return_job(jar: Jar, config: Config, worker: str, category: str | None, path: Path,

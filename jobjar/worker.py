@@ -105,7 +105,8 @@ class Worker:
         if os.path.isdir(self.dir):  # our pid was a dead worker's: repair first
             from .recovery import recover_worker
 
-            recover_worker(self.jar, self.config, self.name, "its pid was reused on this node")
+            recover_worker(self.jar, self.config, self.name, "its pid was reused on this node",
+                           local=True)
             for stale in ("STOP", "PAUSE", WORKER_EXITED):
                 _unlink(self.dir / stale)
         for spare in self.spares:  # a dead namesake's output is not ours to hand on

@@ -58,8 +58,8 @@ def test_worker_killed_at_each_step(jar, point):
     before = runs(jar)
     report = jar.run("recover_jobs", check=True).stdout
     assert jar.run("recover_jobs", check=True).stdout == ""  # idempotent
-    if point == "while-running":  # the orphaned job finishes by itself
-        wait_for(lambda: sum(runs(jar).values()) >= 1, message="orphan done")
+    if point == "while-running":  # the orphaned job was ended by recover_jobs, or had finished
+        assert "process(es) of the lost attempt" in report or sum(runs(jar).values()) == 1
     jar.start_worker()
     settle(jar, names)
     counts = runs(jar)
@@ -79,7 +79,12 @@ def test_killed_mid_job_then_recovered_same_name_and_category(jar):
     wait_for(lambda: os.listdir(jar.path("claimed")), message="claimed")
     os.kill(worker_pid(victim), 9)
     wait_for(lambda: not pid_alive(worker_pid(victim)))
+    orphans = [int(p) for p in (jar.root / "pids").read_text().split()]
+    assert orphans and all(pid_alive(p) for p in orphans)  # the job outlived its worker
     report = jar.run("recover_jobs", check=True).stdout
+    assert f"{name} (worker {victim}): ended " in report  # the shell, and its sleep if any
+    assert "process(es) of the lost attempt" in report
+    assert not any(pid_alive(p) for p in orphans), "the lost attempt still runs"
     assert f"{name} (worker {victim}): put back in unclaimed/LINUX/" in report
     assert (jar.path("unclaimed", "LINUX", name)).exists()
     assert not (jar.workers_dir / victim / "scratch").exists()
