@@ -8,10 +8,12 @@ directory, so that it can print the worker's name or the reason it failed.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .config import load, overrides_as_env
@@ -31,10 +33,12 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def start_worker(categories: list[str] | tuple[str, ...] = (), foreground: bool = False) -> str:
+def start_worker(categories: list[str] | tuple[str, ...] = (), foreground: bool = False,
+                 ready: Callable[[str], None] | None = None) -> str:
     """Start a worker claiming ``categories`` (else ``JJ_CATEGORIES``); return its name.
 
-    In the foreground this only returns when the worker stops.
+    In the foreground this only returns when the worker stops; ``ready`` is
+    called with its name once it has set itself up.
     """
     for category in categories:
         check_category(category)
@@ -43,7 +47,7 @@ def start_worker(categories: list[str] | tuple[str, ...] = (), foreground: bool 
         from .worker import Worker
 
         worker = Worker(config, list(categories) or None)
-        worker.run()
+        worker.run(ready)
         return worker.name
     jar = Jar.from_config(config)
     code = "import sys; from jobjar.worker import main_loop; main_loop(sys.argv[1:] or None)"
@@ -61,6 +65,8 @@ def start_worker(categories: list[str] | tuple[str, ...] = (), foreground: bool 
                 errors.seek(0)
                 lines = errors.read().decode(errors="replace").strip().splitlines()
                 message = lines[-1] if lines else f"exit status {child.returncode}"
+                # "jobjar.errors.JobJarError: refusing ..." -> "refusing ..."
+                message = re.sub(r"^[\w.]+(Error|Exception): ", "", message)
                 raise JobJarError(f"the worker did not start: {message}")
             time.sleep(0.01)
         raise JobJarError(f"the worker {name} did not report in within {START_TIMEOUT:g} s")

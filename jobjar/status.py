@@ -158,6 +158,11 @@ def system_status() -> dict:
     """The whole status as a dict (the schema is in ``docs/operating.md``)."""
     config = load()
     jar = Jar.from_config(config)
+    if not jar.home.is_dir():  # a mistyped JJ_HOME must not look like an empty jar
+        from .errors import JobJarError
+
+        raise JobJarError(f"no jar at {jar.home} (nothing was submitted or started there; "
+                          "check JJ_HOME)")
     completed, failures = finished(jar)
     now_fs = reading_now(jar)  # read-only: no probe file for the server's clock
     workers, stranded = worker_states(jar, config.node, now_fs)

@@ -24,6 +24,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import control, depend, execute, faults, records
@@ -159,11 +160,14 @@ class Worker:
 
     # -- the loop ------------------------------------------------------------
 
-    def run(self) -> None:
-        """Claim and run jobs until told to stop."""
+    def run(self, ready: Callable[[str], None] | None = None) -> None:
+        """Claim and run jobs until told to stop (``ready(name)`` once set up)."""
         self.setup()
+        if ready:
+            ready(self.name)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._terminate)
+        clean = False
         try:
             while True:
                 self.beat()
@@ -180,10 +184,22 @@ class Worker:
                     continue
                 self.handle_safely(*claimed)
                 depend.release(self.jar)
+            clean = True
         except _Interrupted:
             self.log("stop (signal)")
+            clean = True
+        except Exception as exc:
+            # A detached worker's standard error goes nowhere: its log must say why it
+            # died.  No "exited" file: recovery must treat it as the crash it is.
+            import traceback
+
+            self.log(f"fatal: {type(exc).__name__}: {exc}")
+            for line in traceback.format_exc().splitlines():
+                self.log(f"  {line}")
+            raise
         finally:
-            open(self.dir / WORKER_EXITED, "w").close()
+            if clean:
+                open(self.dir / WORKER_EXITED, "w").close()
             self.watcher.close()
 
     def _terminate(self, signum: int, frame: object) -> None:

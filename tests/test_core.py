@@ -6,7 +6,7 @@ import os
 import socket
 import time
 
-from conftest import wait_for
+from conftest import pid_alive, wait_for
 
 LOG_JOB = '#!/bin/sh\necho "$JJ_JOB_NAME" >> "$JJ_HOME/../order.log"\n'
 
@@ -299,3 +299,18 @@ def test_a_job_named_like_a_category_does_not_confuse_its_workers(jar):
     jar.wait_completed(3)
     assert sorted(jar.completed()) == sorted(["LINUX", after.name, linux])
     assert jar.record(linux)["worker"] == worker
+
+
+def test_a_worker_that_dies_of_an_error_says_why_in_its_log(jar):
+    """A detached worker has no terminal: an unexpected error goes to its log, not to void."""
+    worker = jar.start_worker()
+    log = jar.workers_dir / worker / "log"
+    wait_for(lambda: "start" in log.read_text(), message="the worker's start")
+    waiting = jar.path("waiting")
+    waiting.rmdir()
+    waiting.write_text("not a directory\n")  # the idle loop lists waiting/: it cannot
+    jar.submit("true")  # wakes the worker at once
+    wait_for(lambda: not pid_alive(int(worker.rsplit(".", 1)[1])), message="the worker dies")
+    text = log.read_text()
+    assert "fatal: NotADirectoryError" in text and "Traceback" in text
+    assert not (jar.workers_dir / worker / "exited").exists()  # a crash, for recovery

@@ -154,9 +154,16 @@ def test_control_files_in_force(jar):
 
 
 def test_empty_and_missing_jar(jar):
+    """A missing jar (a mistyped JJ_HOME) is an error, not an empty jar; an empty one is empty."""
+    for args in ([], ["--json"]):
+        result = jar.run("system_status", *args)
+        assert result.returncode == 1 and f"no jar at {jar.home}" in result.stderr
+        assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+    assert not jar.home.exists()  # reading created nothing
+    jar.home.mkdir()
     data = json.loads(jar.run("system_status", "--json", check=True).stdout)
     assert data["jobs"]["unclaimed"]["total"] == 0 and data["workers"] == []
-    assert not jar.home.exists()  # reading created nothing
+    assert os.listdir(jar.home) == []
 
 
 CHURN = r"""

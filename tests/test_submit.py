@@ -150,7 +150,9 @@ def test_jar_under_a_file_is_a_clear_error(jar, tmp_path):
 
 def test_help_explains_with_an_example(jar):
     for command in ("submit_job", "unique_job_name", "start_worker", "stop_worker",
-                    "pause_worker", "unpause_worker"):
+                    "pause_worker", "unpause_worker", "check_workers", "recover_jobs",
+                    "install_cron", "system_status", "job_info", "cancel_job",
+                    "resubmit_job", "wait_jobs"):
         result = jar.run(command, "--help")
         assert result.returncode == 0
         assert "example:" in result.stdout, command

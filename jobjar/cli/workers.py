@@ -20,12 +20,11 @@ def start_main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from ..launch import start_worker
 
-        if args.foreground:
-            from ..config import load
-
-            sys.stdout.write(f"{load().node}.{__import__('os').getpid()}\n")
+        def ready(name: str) -> None:  # in the foreground: the name once it runs
+            sys.stdout.write(f"{name}\n")
             sys.stdout.flush()
-        name = start_worker(args.categories, foreground=args.foreground)
+
+        name = start_worker(args.categories, foreground=args.foreground, ready=ready)
         if not args.foreground:
             print(name)
         return 0
