@@ -81,8 +81,12 @@ def recover_jobs(stale: float | None = None, jar: Jar | None = None) -> list[dic
                 jar.claimed_link(worker)) and not (jar.worker_dir(worker) / "scratch").exists():
             continue
         local = is_alive_here(jar, worker, config.node) is False
+        scratch = (jar.worker_dir(worker) / "scratch").exists()
         for job, action in recover_worker(jar, config, worker, why, local):
             done.append({"job": job, "worker": worker, "action": action})
+        if scratch and not (jar.worker_dir(worker) / "scratch").exists():
+            done.append({"path": f"{jar.worker_home.name}/{worker}/scratch",
+                         "action": "removed a dead worker's scratch directory"})
         faults.hit("recover-after-worker")
     done += _dangling_links(jar)
     done += _abandoned_limbo(jar)

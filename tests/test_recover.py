@@ -8,6 +8,7 @@ a second time.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -173,8 +174,16 @@ def test_half_states_by_hand(jar):
     """A dangling link, and a dead worker's leftover scratch, are cleaned up."""
     jar.path("claimed").mkdir(parents=True, exist_ok=True)
     os.symlink("../workers/ghost.1/job/x.0", jar.path("claimed", "ghost.1"))
+    node = json.loads(jar.run("system_status", "--json", check=True).stdout)["node"]
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its pid is free now: a dead worker of this node
+    dead = f"{node}.{gone.pid}"
+    (jar.workers_dir / dead / "scratch" / "sub").mkdir(parents=True)
+    (jar.workers_dir / dead / "scratch" / "sub" / "left.txt").write_text("x")
     report = jar.run("recover_jobs", check=True).stdout
     assert "dangling" in report and os.listdir(jar.path("claimed")) == []
+    assert f"{dead}/scratch" in report and not (jar.workers_dir / dead / "scratch").exists()
+    assert jar.run("recover_jobs", check=True).stdout == ""  # nothing left to do
 
 
 def test_stale_heartbeat_recovers_other_nodes_but_never_living_ones(jar):
