@@ -42,6 +42,7 @@ submit_job -i merge --after "${parts#,}" 'cat "$JJ_HOME"/output/*-part*.out | aw
 SEED
 chmod +x "$seed"
 seed_job=$(submit_job -p 5 -i seed -f "$seed")
+rm -f "$seed"   # the jar has its own copy
 unpause_all
 
 echo "== waiting"
@@ -55,3 +56,4 @@ system_status
 echo "== sum of 1..40 computed by the seed job's parts and merge: $(cat "$JJ_HOME/output/$merge_job.out")"
 echo "== stopping the workers"
 stop_worker all
+echo "== the jar stays in $JJ_HOME for you to look at (rm -r it when done)"

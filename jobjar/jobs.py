@@ -170,6 +170,10 @@ def cancel_job(*names: str, category: str | None = None, mine: bool = False,
     names = _flat(names)
     if not names and category is None and not mine:
         raise JobJarError("name the jobs to cancel, or give a category or --mine")
+    if category is not None:
+        from .naming import check_category
+
+        check_category(category)
     targets = {n: _find(n, jar) for n in names}
     if category is not None or mine:
         uid = os.getuid()

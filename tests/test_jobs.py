@@ -174,6 +174,10 @@ def test_cancel_by_category_and_mine(jar):
     assert status(jar, other) == "cancelled" and status(jar, waiting) == "cancelled"
     assert len(mine.stdout.splitlines()) == 2
     assert jar.run("cancel_job", "--mine", check=True).stdout == ""  # nothing left
+    for category, message in (("BATCH", "no job of category 'BATCH'"), ("a/b", "category")):
+        result = jar.run("cancel_job", "-c", category)  # done already, or not a category
+        assert result.returncode == 1 and message in result.stderr
+        assert len(result.stderr.splitlines()) == 1
 
 
 def test_retries_keep_every_attempt(jar):

@@ -66,8 +66,13 @@ def cancel_main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from ..jobs import cancel_job
 
-        for name, outcome in cancel_job(*args.names, category=args.category, mine=args.mine):
+        done = cancel_job(*args.names, category=args.category, mine=args.mine)
+        for name, outcome in done:
             print(f"{name}: {outcome}")
+        if args.category is not None and not done:  # a typo must not look like success
+            print(f"cancel_job: no job of category {args.category!r} in the jar",
+                  file=sys.stderr)
+            return 1
         return 0
 
     return run("cancel_job", body)
