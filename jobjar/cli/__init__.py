@@ -36,9 +36,12 @@ def dispatch(argv: list[str] | None = None) -> int:
     if name not in COMMANDS and len(argv) > 1 and argv[1] in COMMANDS:
         name, argv = argv[1], argv[1:]
     if name not in COMMANDS:
-        sys.stderr.write("usage: jobjar COMMAND [ARGS...]; commands: "
-                         + ", ".join(sorted(COMMANDS)) + "\n")
-        return 2
+        usage = ("usage: jobjar COMMAND [ARGS...]  (each command also runs by its own name)\n"
+                 "commands: " + ", ".join(sorted(COMMANDS)) + "\n"
+                 "example: jobjar submit_job -p 10 -c LINUX big_computation in.dat\n")
+        asked = len(argv) > 1 and argv[1] in ("-h", "--help")
+        (sys.stdout if asked else sys.stderr).write(usage)
+        return 0 if asked else 2
     module, _, function = COMMANDS[name].partition(":")
     entry = getattr(importlib.import_module(f"{__name__}.{module}"), function)
     return entry(argv[1:])
