@@ -123,3 +123,23 @@ def is_stopped(jar: Jar, worker_dir: Path) -> bool:
 def is_paused(jar: Jar, worker_dir: Path) -> bool:
     """Should this worker pause?"""
     return os.path.exists(worker_dir / PAUSE) or os.path.exists(jar.worker_home / PAUSE_ALL)
+
+
+class WorkerControls:
+    """The control files one worker obeys, with their paths worked out once.
+
+    A busy worker asks before every claim; building four paths each time
+    cost more than the four ``stat`` calls.
+    """
+
+    def __init__(self, jar: Jar, worker_dir: Path) -> None:
+        self._stop = (os.fspath(worker_dir / STOP), os.fspath(jar.worker_home / STOP_ALL))
+        self._pause = (os.fspath(worker_dir / PAUSE), os.fspath(jar.worker_home / PAUSE_ALL))
+
+    def stopped(self) -> bool:
+        """Should the worker exit (``STOP`` or ``STOP_ALL``)?"""
+        return os.path.exists(self._stop[0]) or os.path.exists(self._stop[1])
+
+    def paused(self) -> bool:
+        """Should the worker pause (``PAUSE`` or ``PAUSE_ALL``)?"""
+        return os.path.exists(self._pause[0]) or os.path.exists(self._pause[1])

@@ -87,6 +87,11 @@ class Worker:
         self.log_file = None
         self.base_env = job_search_path()
         self.spares = self.jar.spare_outputs(self.name)
+        self.controls = control.WorkerControls(self.jar, self.dir)
+        # paths used for every job, worked out once
+        self.link = os.fspath(self.jar.claimed_link(self.name))
+        self.scratch = self.dir / WORKER_SCRATCH
+        self.spare_scratch = os.fspath(self.dir / SPARE_SCRATCH)
         # claimed/W -> ../workers/W/job/...: relative (nodes mount the jar at
         # different paths), and its fixed part worked out once, not per job.
         self.link_prefix = relative_target(self.dir, self.jar.claimed) + os.sep
@@ -171,10 +176,10 @@ class Worker:
         try:
             while True:
                 self.beat()
-                if self.terminated or control.is_stopped(self.jar, self.dir):
+                if self.terminated or self.controls.stopped():
                     self.log("stop" + (" (signal)" if self.terminated else ""))
                     break
-                if control.is_paused(self.jar, self.dir):
+                if self.controls.paused():
                     self.sleep()
                     continue
                 claimed = self.claim()
@@ -288,7 +293,7 @@ class Worker:
         """Run one claimed job through to ``completed/`` (or back to the jar)."""
         claimed_at = time.time()
         faults.hit("after-claim")
-        link = self.jar.claimed_link(self.name)
+        link = self.link
         held = f"{category}/{path.name}" if category else path.name
         target = f"{self.link_prefix}{WORKER_JOB}/{held}"
         try:
@@ -343,7 +348,7 @@ class Worker:
     def run_job(self, category: str | None, path: Path, record: dict):
         """Check, then run the job.  Returns ``(status, reason, outcome)``."""
         name = path.name
-        if os.path.lexists(self.jar.cancel / name):
+        if os.path.lexists(f"{self.jar.cancel}/{name}"):
             return "cancelled", "cancelled before it started", None
         problem = unusable(path)
         if problem:
@@ -407,11 +412,11 @@ class Worker:
         disk, so the empty directory a job leaves behind is kept under a
         hidden name and renamed back for the next job (one cheap rename).
         """
-        scratch = self.dir / WORKER_SCRATCH
+        scratch = self.scratch
         if os.path.lexists(scratch):  # left by a crash, or by a failed clean-up
             shutil.rmtree(scratch, ignore_errors=True)
         try:
-            os.rename(self.dir / SPARE_SCRATCH, scratch)
+            os.rename(self.spare_scratch, scratch)
             with os.scandir(scratch) as entries:  # a lingering child may have written in it
                 if next(entries, None) is None:
                     return scratch
@@ -423,12 +428,12 @@ class Worker:
 
     def remove_scratch(self) -> None:
         """Remove the job's scratch directory (keeping it as the spare if empty)."""
-        scratch = self.dir / WORKER_SCRATCH
+        scratch = self.scratch
         try:
             with os.scandir(scratch) as entries:
                 empty = next(entries, None) is None
             if empty:
-                os.rename(scratch, self.dir / SPARE_SCRATCH)
+                os.rename(scratch, self.spare_scratch)
                 return
         except OSError:
             pass
@@ -474,11 +479,11 @@ class Worker:
             os.makedirs(target.parent, exist_ok=True)
             os.rename(path, target)
         faults.hit("after-move")
-        _unlink(self.jar.claimed_link(self.name))
+        _unlink(self.link)
         faults.hit("after-unlink")
         self.remove_scratch()
         if status != "waiting" and not retry:  # done: a late request must not outlive it
-            _unlink(self.jar.cancel / name)
+            _unlink(f"{self.jar.cancel}/{name}")
         self.log(f"finish {name} {status}")
 
 
@@ -521,7 +526,7 @@ def unusable(path: Path) -> str | None:
     return None
 
 
-def _unlink(path: Path) -> None:
+def _unlink(path: str | Path) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
