@@ -21,8 +21,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from conftest import wait_for
 
 SSHD = "/usr/sbin/sshd"
 
@@ -83,17 +84,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
 class SshServer:
     """``sshd`` on 127.0.0.1 with its own host key and one authorized key."""
 
@@ -136,7 +126,7 @@ class SshServer:
             except OSError:
                 return False
 
-        _wait(listening, 20, "sshd to listen")
+        wait_for(listening, 20, 0.05, "sshd to listen")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -190,7 +180,7 @@ class Node:
                 return 0
             return int(found[0]) if found else 0
 
-        self.init_pid = _wait(child, 10, f"node {self.name} to start")
+        self.init_pid = wait_for(child, 10, 0.05, f"node {self.name} to start")
 
         def exec_done() -> bool:  # "hostname" has run and init replaced the shell
             try:
@@ -199,7 +189,7 @@ class Node:
             except OSError:
                 return False
 
-        _wait(exec_done, 10, f"node {self.name}'s init")
+        wait_for(exec_done, 10, 0.05, f"node {self.name}'s init")
         # exactly one command here, so that every node's pids run in step
         got = self.run(["hostname"]).stdout.strip()
         if got != self.name:
