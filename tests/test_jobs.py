@@ -349,6 +349,7 @@ def test_job_info(jar):
     assert info["state"] == "completed" and info["record"]["status"] == "succeeded"
     text = jar.run("job_info", name, check=True).stdout
     assert "  status: succeeded" in text and "None" not in text
+    assert "  stdout: (nothing printed)" in text and "  stderr: (nothing printed)" in text
     assert "  attempt 1: succeeded, exit 0, on " in text
     piped = subprocess.run(["sh", "-c", f'"$0" {" ".join([name] * 300)} | head -1',
                             str(BIN / "job_info")], env=jar.env, capture_output=True, text=True)

@@ -44,6 +44,9 @@ def _describe(info: dict) -> list[str]:
     record = info["record"] or {}
     lines += [f"  {key}: {value}" for key, value in record.items()
               if key != "attempts" and value is not None]
+    if record.get("started"):  # it ran: say so when a stream stayed empty (no file kept)
+        lines += [f"  {key}: (nothing printed)" for key in ("stdout", "stderr")
+                  if key in record and record[key] is None]
     for attempt in record.get("attempts") or []:
         how = f"exit {attempt.get('exit_code')}" if attempt.get("signal") is None \
             else f"signal {attempt.get('signal')}"
