@@ -94,9 +94,10 @@ class QueueView:
 
     def claim(self, dest_dir: Path) -> Path | None:
         """Rename the best job into ``dest_dir``; ``None`` if none could be had."""
-        self.refresh()
-        if self.linked:
-            return None
+        if self.heap:  # an empty view is refreshed just below, once
+            self.refresh()
+        # (a view whose directory is a symbolic link has an empty heap: it
+        # returns None below, and looks again at every claim)
         while True:
             if not self.heap:
                 self.refresh(force=True)

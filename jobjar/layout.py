@@ -32,8 +32,18 @@ class Jar:
     def __init__(self, home: Path, worker_home: Path | None = None) -> None:
         self.home = Path(home)
         self.worker_home = Path(worker_home) if worker_home else self.home / "workers"
-        for name in STATE_DIRS:
-            setattr(self, name, self.home / name)
+
+    def __getattr__(self, name: str) -> Path:
+        """``jar.limbo``, ``jar.unclaimed``, ...: made on first use, then kept.
+
+        Lazily, because a submission touches two of the nine, and building
+        all of them was a quarter of ``jobjar.submit_job``'s time.
+        """
+        if name in STATE_DIRS:
+            path = self.home / name
+            setattr(self, name, path)
+            return path
+        raise AttributeError(name)
 
     limbo: Path
     unclaimed: Path

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import directives as jjdir
 from . import faults
-from .config import load
+from .config import Config, load
 from .errors import SubmitError
 from .layout import Jar
 from .naming import check_category, check_priority, unique_name
@@ -136,13 +136,14 @@ def _after_header(content: bytes, limit: int) -> int:
 
 def write_job(content: bytes, priority: int = 0, id: str | None = None,
               category: str | None = None, opts: jjdir.Directives | None = None,
-              jar: Jar | None = None, waits: bool | None = None) -> str:
+              jar: Jar | None = None, waits: bool | None = None,
+              config: Config | None = None) -> str:
     """Write ``content`` as a new job and submit it; return its name.
 
     A job with dependencies (``waits``; by default, whether ``opts`` has
     any) goes to ``waiting/`` instead of the unclaimed jar.
     """
-    config = load()
+    config = config or load()
     jar = jar or Jar.from_config(config)
     priority = check_priority(priority)
     category = check_category(category)
@@ -220,9 +221,11 @@ def submit_job(command: str, priority: int = 0, id: str | None = None,
     ``array="1-100[:STEP]"`` one job per index is submitted, each with
     ``JJ_ARRAY_INDEX`` set, and the list of names is returned.
     """
-    jar = Jar.from_config()
+    config = load()
+    jar = Jar.from_config(config)
     opts = _options(jar, options)
-    return _submit_each(lambda: _script(command, opts), opts, array, priority, id, category, jar)
+    return _submit_each(lambda: _script(command, opts), opts, array, priority, id, category, jar,
+                        config=config)
 
 
 def submit_job_file(path: str | os.PathLike, priority: int = 0, id: str | None = None,
@@ -233,7 +236,8 @@ def submit_job_file(path: str | os.PathLike, priority: int = 0, id: str | None =
     With options, a script gets ``#JJ`` lines after its ``#!`` line and a
     binary is wrapped in a small script that carries them.
     """
-    jar = Jar.from_config()
+    config = load()
+    jar = Jar.from_config(config)
     opts = _options(jar, options)
     content = _read_executable(path)
     try:  # the file's own #JJ lines get the same checks as the keywords
@@ -243,18 +247,19 @@ def submit_job_file(path: str | os.PathLike, priority: int = 0, id: str | None =
     _check_dependencies(jar, own)
     waits = bool(own.dependencies or opts.dependencies)
     return _submit_each(lambda: _wrap(content, opts), opts, array, priority, id, category, jar,
-                        waits)
+                        waits, config)
 
 
 def _submit_each(make, opts: jjdir.Directives, array: str | None, priority, id, category,
-                 jar: Jar, waits: bool | None = None) -> str | list[str]:
+                 jar: Jar, waits: bool | None = None,
+                 config: Config | None = None) -> str | list[str]:
     """Submit one job, or one per array index (``make`` builds the file each time)."""
     if array is None:
-        return write_job(make(), priority, id, category, opts, jar, waits)
+        return write_job(make(), priority, id, category, opts, jar, waits, config)
     names = []
     for index in parse_array(array):
         opts.array_index = index
-        names.append(write_job(make(), priority, id, category, opts, jar, waits))
+        names.append(write_job(make(), priority, id, category, opts, jar, waits, config))
     return names
 
 
@@ -272,9 +277,11 @@ def submit_from_file(path: str | os.PathLike, priority: int = 0, id: str | None 
     except OSError as exc:
         raise SubmitError(f"{path}: {exc.strerror}") from None
     lines = [line for line in text.splitlines() if line.strip()]
-    jar = Jar.from_config()
+    config = load()
+    jar = Jar.from_config(config)
     opts = _options(jar, options)
-    return [write_job(_script(line, opts), priority, id, category, opts, jar) for line in lines]
+    return [write_job(_script(line, opts), priority, id, category, opts, jar, config=config)
+            for line in lines]
 
 
 #: The most jobs one ``--array`` may submit (a typo must not fill a disk).
