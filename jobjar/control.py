@@ -117,19 +117,19 @@ def unstop_all(jar: Jar | None = None) -> None:
 
 def is_stopped(jar: Jar, worker_dir: Path) -> bool:
     """Should this worker exit?"""
-    return os.path.exists(worker_dir / STOP) or os.path.exists(jar.worker_home / STOP_ALL)
+    return WorkerControls(jar, worker_dir).stopped()
 
 
 def is_paused(jar: Jar, worker_dir: Path) -> bool:
     """Should this worker pause?"""
-    return os.path.exists(worker_dir / PAUSE) or os.path.exists(jar.worker_home / PAUSE_ALL)
+    return WorkerControls(jar, worker_dir).paused()
 
 
 class WorkerControls:
     """The control files one worker obeys, with their paths worked out once.
 
-    A busy worker asks before every claim; building four paths each time
-    cost more than the four ``stat`` calls.
+    A busy worker keeps one and asks before every claim; building four paths
+    each time cost more than the four ``stat`` calls.
     """
 
     def __init__(self, jar: Jar, worker_dir: Path) -> None:

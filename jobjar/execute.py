@@ -189,22 +189,31 @@ _SPAWN_OK = hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_OPEN") \
     and hasattr(os, "waitstatus_to_exitcode")
 
 
-def keep_output(spare: str, final: str, group: int) -> str | None:
-    """After a job: give its output in ``spare`` its own name, or keep the spare.
+def keep_outputs(pairs: list[tuple[str, str]], group: int) -> list[str | None]:
+    """After a job: give its output in each ``(spare, final)`` pair its own name.
 
     Empty output is not kept (the spare is reused by the next job) unless a
     process of the job's group still runs and may write later: its output
-    must land under this job's name, not the next one's.  Returns the path
-    the output is in, or ``None`` when there was none.
+    must land under this job's name, not the next one's.  Returns, per pair,
+    the path the output is in, or ``None`` when there was none.
     """
-    try:
-        empty = os.stat(spare).st_size == 0
-    except FileNotFoundError:
-        return None
-    if empty and not _group_alive(group):
-        return None
-    os.rename(spare, final)
-    return final
+    kept: list[str | None] = []
+    lingering = None  # asked once, and only if some output is empty
+    for spare, final in pairs:
+        try:
+            empty = os.stat(spare).st_size == 0
+        except FileNotFoundError:
+            kept.append(None)
+            continue
+        if empty:
+            if lingering is None:
+                lingering = _group_alive(group)
+            if not lingering:
+                kept.append(None)
+                continue
+        os.rename(spare, final)
+        kept.append(final)
+    return kept
 
 
 def _group_alive(group: int) -> bool:

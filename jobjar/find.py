@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .layout import Jar
+from .layout import WORKER_JOB, Jar
 
 
 @dataclass
@@ -73,7 +73,7 @@ def held_category(jar: Jar, worker: str, path: Path) -> str | None:
     Read from the path below the worker's ``job/``, never from the parent's
     name alone: a category may itself be called ``job``.
     """
-    base = os.path.normpath(jar.worker_dir(worker) / "job")
+    base = os.path.normpath(jar.worker_dir(worker) / WORKER_JOB)
     parts = os.path.relpath(os.path.normpath(path), base).split(os.sep)
     return parts[0] if len(parts) == 2 else None
 
@@ -94,7 +94,7 @@ def locate(name: str, jar: Jar | None = None) -> Location | None:
         category = held_category(jar, running[0], running[1])
         return Location("running", running[1], category, running[0])
     for worker in jar.workers():  # claimed but not yet linked, or link lost
-        base = jar.worker_dir(worker) / "job"
+        base = jar.worker_dir(worker) / WORKER_JOB
         hit = _in_tree(base, name, _subdirs(base))
         if hit:
             return Location("running", hit[1], hit[0], worker)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import faults, records
 from .config import Config, load
-from .layout import WORKER_EXITED, Jar, held_job
+from .layout import WORKER_EXITED, WORKER_SCRATCH, Jar, held_job
 from .liveness import filesystem_now, heartbeat_age, is_alive_here, read_info
 from .recovery import recover_worker
 
@@ -77,14 +77,15 @@ def recover_jobs(stale: float | None = None, jar: Jar | None = None) -> list[dic
         raise JobJarError("--stale must be a non-negative number of seconds")
     done: list[dict] = []
     for worker, why in dead_workers(jar, config, stale):
+        scratch = jar.worker_dir(worker) / WORKER_SCRATCH
+        had_scratch = scratch.exists()
         if held_job(jar.worker_dir(worker)) is None and not os.path.lexists(
-                jar.claimed_link(worker)) and not (jar.worker_dir(worker) / "scratch").exists():
+                jar.claimed_link(worker)) and not had_scratch:
             continue
         local = is_alive_here(jar, worker, config.node) is False
-        scratch = (jar.worker_dir(worker) / "scratch").exists()
         for job, action in recover_worker(jar, config, worker, why, local):
             done.append({"job": job, "worker": worker, "action": action})
-        if scratch and not (jar.worker_dir(worker) / "scratch").exists():
+        if had_scratch and not scratch.exists():
             done.append({"path": f"{jar.worker_home.name}/{worker}/scratch",
                          "action": "removed a dead worker's scratch directory"})
         faults.hit("recover-after-worker")

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import faults, records
 from .config import Config
 from .layout import WORKER_SCRATCH, Jar, held_job
-from .naming import priority_of
+from .naming import priority_of, split_worker_name
 
 
 def _unlink(path: Path) -> None:
@@ -71,9 +71,9 @@ def end_orphans(jar: Jar, config: Config, worker: str, job: str) -> int:
 
     workers = set()
     for name in jar.workers():
-        node, _, pid = name.rpartition(".")
+        node, pid = split_worker_name(name)
         if node == config.node and name != worker:
-            workers.add(int(pid))
+            workers.add(pid)
     mine = os.getpid()
     victims = []
     for proc in psutil.process_iter(["environ"]):

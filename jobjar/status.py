@@ -48,12 +48,37 @@ def _queue_summary(names: list[str]) -> dict:
             "max_priority": max(priorities, default=None)}
 
 
-def queued(jar: Jar) -> dict:
-    """Unclaimed jobs per category (``""`` is uncategorized)."""
-    categories = {"": _queue_summary(_names(jar.unclaimed))}
-    for category in _dirs(jar.unclaimed):
-        categories[category] = _queue_summary(_names(jar.unclaimed / category))
-    return {"total": sum(c["count"] for c in categories.values()), "categories": categories}
+def _scan_queue(path) -> tuple[list[str], list[str], list[os.DirEntry]]:
+    """One listing of a queue directory: job names, subdirectories, dot-files."""
+    names, dirs, dots = [], [], []
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    dots.append(entry)
+                elif entry.is_dir(follow_symlinks=False):
+                    dirs.append(entry.name)
+                else:
+                    names.append(entry.name)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return names, sorted(dirs), dots
+
+
+def queued(jar: Jar) -> tuple[dict, list[os.DirEntry]]:
+    """Unclaimed jobs per category (``""`` is uncategorized), and the dot-files among them.
+
+    Each queue directory is listed once (at 100,000 queued jobs a listing is
+    most of the cost of a status).
+    """
+    names, subdirs, dots = _scan_queue(jar.unclaimed)
+    categories = {"": _queue_summary(names)}
+    for category in subdirs:
+        names, _, more = _scan_queue(jar.unclaimed / category)
+        categories[category] = _queue_summary(names)
+        dots += more
+    summary = {"total": sum(c["count"] for c in categories.values()), "categories": categories}
+    return summary, dots
 
 
 def finished(jar: Jar) -> tuple[dict, list[dict]]:
@@ -132,24 +157,20 @@ def rejected(jar: Jar) -> list[dict]:
     return found
 
 
-def hidden(jar: Jar, now: float) -> list[dict]:
-    """Dot-files in the unclaimed jar: never claimed, so an operator must see them.
+def hidden(jar: Jar, dots: list[os.DirEntry], now: float) -> list[dict]:
+    """Dot-files in the unclaimed jar (from ``queued``): never claimed, so shown.
 
     They are usually partial copies by ``rsync`` or an editor and are left
     where they are (moving one could break the copy); an old one is a
     leftover to remove by hand.  At most ``RECENT`` are listed, oldest first.
     """
     found = []
-    for directory in [jar.unclaimed, *(jar.unclaimed / c for c in _dirs(jar.unclaimed))]:
+    for entry in dots:
         try:
-            with os.scandir(directory) as entries:
-                dots = [e for e in entries if e.name.startswith(".")]
-            for entry in dots:
-                age = now - entry.stat(follow_symlinks=False).st_mtime
-                found.append({"name": os.path.relpath(entry.path, jar.home),
-                              "age": _round(age)})
+            age = now - entry.stat(follow_symlinks=False).st_mtime
         except OSError:  # gone while we looked
             continue
+        found.append({"name": os.path.relpath(entry.path, jar.home), "age": _round(age)})
     found.sort(key=lambda item: -(item["age"] or 0))
     return found[:RECENT]
 
@@ -165,6 +186,7 @@ def system_status() -> dict:
                           "check JJ_HOME)")
     completed, failures = finished(jar)
     now_fs = reading_now(jar)  # read-only: no probe file for the server's clock
+    unclaimed, dots = queued(jar)
     workers, stranded = worker_states(jar, config.node, now_fs)
     waiting = len(_names(jar.waiting)) + sum(len(_names(jar.waiting / c))
                                              for c in _dirs(jar.waiting))
@@ -173,8 +195,8 @@ def system_status() -> dict:
         "time": records.utc_iso(time.time()),
         "control": {"stop_all": (jar.worker_home / STOP_ALL).exists(),
                     "pause_all": (jar.worker_home / PAUSE_ALL).exists()},
-        "jobs": {"limbo": len(_names(jar.limbo)), "waiting": waiting, "unclaimed": queued(jar),
+        "jobs": {"limbo": len(_names(jar.limbo)), "waiting": waiting, "unclaimed": unclaimed,
                  "running": sum(1 for w in workers if w["job"]), "completed": completed,
-                 "rejected": rejected(jar), "hidden": hidden(jar, now_fs)},
+                 "rejected": rejected(jar), "hidden": hidden(jar, dots, now_fs)},
         "workers": workers, "stranded": stranded, "recent_failures": failures,
     }

@@ -397,8 +397,9 @@ class Worker:
         why, finished = execute.supervise(
             proc, opts.timeout, self.config.kill_grace,
             lambda: cancel_requested(self.jar, name), self.beat)
-        for key, spare in spares.items():
-            record[key] = execute.keep_output(spare, record[key], proc.pid)
+        kept = execute.keep_outputs([(spare, record[key]) for key, spare in spares.items()],
+                                    proc.pid)
+        record.update(zip(spares, kept))
         result = execute.outcome(proc, started, finished, why)
         reason = result.reason
         if why == "timed-out":
