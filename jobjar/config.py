@@ -96,10 +96,9 @@ class Config:
 
 def install_dir() -> Path:
     """The installation directory whose ``config.ini`` is the global file."""
-    top = Path(__file__).resolve().parent.parent
-    if (top / "bin" / "start_worker").exists():
-        return top
-    return Path(sys.prefix) / "etc" / "jobjar"
+    from .layout import checkout
+
+    return checkout() or Path(sys.prefix) / "etc" / "jobjar"
 
 
 def default_home() -> Path:

@@ -6,16 +6,23 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import Config, load
+if TYPE_CHECKING:  # config imports layout (the install location): no import cycle at run time
+    from .config import Config
 
 #: Job state directories under ``$JJ_HOME``.
 STATE_DIRS = ("limbo", "unclaimed", "claimed", "completed", "waiting", "cancel", "results",
               "output", "rejected")
 
-#: Control files.
+#: Control files: in one worker's directory (``WORKER_CONTROLS``) or in the
+#: workers' home for every worker (``GLOBAL_CONTROLS``).
 STOP, PAUSE, STOP_ALL, PAUSE_ALL = "STOP", "PAUSE", "STOP_ALL", "PAUSE_ALL"
+WORKER_CONTROLS = (STOP, PAUSE)
+GLOBAL_CONTROLS = (STOP_ALL, PAUSE_ALL)
+CONTROL_FILES = WORKER_CONTROLS + GLOBAL_CONTROLS
 
 #: Files and directories inside one worker directory.
 WORKER_INFO = "info.yaml"
@@ -24,6 +31,10 @@ WORKER_LOG = "log"
 WORKER_JOB = "job"
 WORKER_SCRATCH = "scratch"
 WORKER_EXITED = "exited"
+#: The empty scratch directory kept between jobs (a dot-file: not part of the protocol).
+SPARE_SCRATCH = ".scratch-spare"
+#: Files a worker writes next to its job (the job itself is under ``WORKER_JOB``).
+WORKER_FILES = (WORKER_INFO, WORKER_HEARTBEAT, WORKER_LOG, WORKER_EXITED)
 
 
 class Jar:
@@ -58,7 +69,10 @@ class Jar:
     @classmethod
     def from_config(cls, config: Config | None = None) -> Jar:
         """The jar named by the current configuration."""
-        config = config or load()
+        if config is None:
+            from .config import load
+
+            config = load()
         return cls(config.home, config.worker_home)
 
     def ensure(self) -> None:
@@ -74,6 +88,15 @@ class Jar:
     def waiting_dir(self, category: str | None) -> Path:
         """Where a job of this category waits for its dependencies."""
         return self.waiting / category if category else self.waiting
+
+    def state_dir(self, state: str, category: str | None = None) -> Path:
+        """The directory of a job state (``unclaimed``, ``waiting``, ...), per category."""
+        base = self.home / state
+        return base / category if category else base
+
+    def cancel_request(self, name: str) -> Path:
+        """The file whose presence asks for job ``name`` to be cancelled."""
+        return self.cancel / name
 
     def record(self, name: str) -> Path:
         """The result record of a job."""
@@ -112,16 +135,78 @@ class Jar:
 
     def categories(self) -> list[str]:
         """Category directories that exist in the unclaimed jar."""
-        return _subdirs(self.unclaimed)
+        return subdirs(self.unclaimed)
+
+    def held_path(self, worker: str, category: str | None, name: str) -> Path:
+        """Where worker ``worker`` holds a claimed job: ``job/[CATEGORY/]NAME``."""
+        return held_path(self.worker_dir(worker), category, name)
 
 
-def _subdirs(path: Path) -> list[str]:
+def subdirs(path: Path | str) -> list[str]:
+    """Names of the real subdirectories of ``path`` (no dot-names, no links), sorted."""
     try:
         with os.scandir(path) as entries:
             return sorted(e.name for e in entries
                           if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
         return []
+
+
+def jobs_in(directory: Path | str) -> list[tuple[str | None, Path]]:
+    """Every job in a state directory and its category subdirectories: ``(category, path)``.
+
+    The one walker of the package (``waiting/``, ``unclaimed/``, a worker's
+    ``job/``): jobs at the top are uncategorized, real subdirectories are
+    categories, dot-names are never jobs.  A directory that cannot be listed
+    (gone, or made unreadable by someone) contributes nothing.
+    """
+    found: list[tuple[str | None, Path]] = []
+    try:
+        with os.scandir(directory) as entries:
+            top = list(entries)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return found
+    for entry in top:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            try:
+                with os.scandir(entry.path) as inner:
+                    found.extend((entry.name, Path(e.path)) for e in inner
+                                 if not e.name.startswith("."))
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                continue
+        else:
+            found.append((None, Path(entry.path)))
+    return found
+
+
+def held_path(worker_dir: Path, category: str | None, name: str) -> Path:
+    """``worker_dir/job/[CATEGORY/]NAME``: where a claimed job sits in its worker."""
+    base = worker_dir / WORKER_JOB
+    return base / category / name if category else base / name
+
+
+def held_category(worker_dir: Path, path: Path | str) -> str | None:
+    """The category of a job held at ``path`` (``job/C/N``: C; ``job/N``: ``None``).
+
+    Read from the path below the worker's ``job/``, never from the parent's
+    name alone: a category may itself be called ``job``.
+    """
+    base = os.path.normpath(worker_dir / WORKER_JOB)
+    parts = os.path.relpath(os.path.normpath(path), base).split(os.sep)
+    return parts[0] if len(parts) == 2 else None
+
+
+def checkout() -> Path | None:
+    """The top of the source checkout this package runs from, or ``None`` when installed.
+
+    A checkout has ``bin/jobjar`` beside the package; commands, the global
+    ``config.ini`` and the ``PYTHONPATH`` given to workers and jobs are
+    found from here.
+    """
+    top = Path(__file__).resolve().parent.parent
+    return top if (top / "bin" / "jobjar").exists() else None
 
 
 def held_job(worker_dir: Path) -> tuple[str | None, Path] | None:
@@ -132,10 +217,13 @@ def held_job(worker_dir: Path) -> tuple[str | None, Path] | None:
     for one of category CAT.  That is what lets recovery put it back.
     """
     base = worker_dir / WORKER_JOB
-    try:
-        entries = list(os.scandir(base))
-    except (FileNotFoundError, NotADirectoryError):
+    try:  # someone else's link at job/ must not make us hold (and move) their files
+        if not stat.S_ISDIR(os.lstat(base).st_mode):
+            return None
+    except OSError:
         return None
+    held = jobs_in(base)
+    return held[0] if held else None
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
             try:

@@ -138,3 +138,25 @@ def split_worker_name(worker: str) -> tuple[str, int]:
     if not node or not pid.isdigit():
         raise ValueError(f"not a worker directory name: {worker!r}")
     return node, int(pid)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """``text`` with control characters escaped, for a terminal or a log line.
+
+    Job names, categories and reasons come from other people's files: an
+    escape sequence in one must not drive the operator's terminal, and a new
+    line must not forge a log line.  ``\\n`` becomes ``\\\\n``, ``ESC`` becomes
+    ``\\\\x1b``; bytes that are not UTF-8 (surrogate escapes) become ``\\\\xNN``.
+    """
+    text = str(text)
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(lambda m: repr(m.group())[1:-1] if m.group() not in "\t"
+                            else "\\t", text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text

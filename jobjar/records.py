@@ -4,6 +4,13 @@ Every line is ``key: value`` with the value in JSON notation, which is valid
 YAML, so a record is both quick to write and readable by any YAML parser.
 Records are replaced by writing a dot-file next to them and renaming it, so a
 reader never sees half a record.
+
+This module is the one place where records are built: ``attempt`` (a worker
+runs the job), ``lost`` (its worker died running it) and ``never_ran`` (it
+leaves the jar without running: cancelled, dependency failed, bad
+directive, abandoned).  Each starts from ``blank``, so every record has every
+field of ``FIELDS``.  A record read back is somebody's file: ``carried_over``
+keeps only well-typed values of an earlier attempt.
 """
 
 from __future__ import annotations
@@ -14,12 +21,8 @@ import os
 import re
 from pathlib import Path
 
-#: Statuses of a job that has left the jar.
-FINAL = ("succeeded", "failed", "cancelled", "timed-out", "dependency-failed", "poisoned",
-         "rejected")
-#: Status of a record whose job went back into the jar for another attempt.
-PENDING = "retrying"
-
+from . import files
+from .states import FINAL, PENDING  # noqa: F401 - re-exported: records.FINAL, records.PENDING
 
 #: Every field of a record, in the order they are written.  Every record has
 #: all of them, however its job ended, so readers need not care.
@@ -70,31 +73,19 @@ def dump(record: dict) -> str:
 
 
 def write(path: Path, record: dict) -> None:
-    """Write a record atomically: a dot-file first, then one rename."""
-    # Short enough for a 250-byte job name; unique per node and process.
-    tmp = f"{path.parent}/.{path.name[:40]}.{os.uname().nodename[:40]}.{os.getpid()}.tmp"
+    """Write a record atomically, never through a name someone planted.
+
+    A dot-file with a random name, created with ``O_EXCL``, then one rename
+    (``files.write_new``): a link left at a predictable temporary name
+    cannot make a worker truncate someone's file.
+    """
     # A hand-made name that is not UTF-8 becomes a JSON \udcXX escape, which reads back.
     data = dump(record).encode("utf-8", "backslashreplace")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
     try:
-        try:
-            fd = os.open(tmp, flags, 0o666)
-        except FileNotFoundError:  # a jar whose results/ was never made (or was removed)
-            os.makedirs(path.parent, exist_ok=True)
-            fd = os.open(tmp, flags, 0o666)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        files.write_new(path, data)
+    except FileNotFoundError:  # a jar whose results/ was never made (or was removed)
+        files.make_dir(path.parent)
+        files.write_new(path, data)
 
 
 def read(path: Path) -> dict | None:
@@ -150,14 +141,117 @@ def owner_name(uid: int) -> str:
     return name
 
 
+def count(value: object) -> int:
+    """A non-negative count read from a file: anything else (``"x"``, ``-5``, 1e300) is 0.
+
+    Records and worker files can be edited by hand or forged; a bad number
+    in one must not stop a worker or ``recover_jobs``.
+    """
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value if 0 <= value < 10**9 else 0
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10:
+        return int(value)
+    return 0
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def carried_over(path: Path) -> dict:
-    """The record a new attempt continues: only one still ``retrying``.
+    """What a new attempt keeps of the record at ``path``: only a ``retrying`` one.
 
     A final record under the same name belongs to an earlier job that used
-    the name; its history must not leak into the new one.
+    the name; its history must not leak into the new one.  Only the fields
+    that carry over are kept, each checked for its type.
     """
     prior = read(path) or {}
-    return prior if prior.get("status") == PENDING else {}
+    if prior.get("status") != PENDING:
+        return {}
+    attempts = prior.get("attempts")
+    return {"submitted": _text(prior.get("submitted")), "submitter": _text(prior.get("submitter")),
+            "attempt": count(prior.get("attempt")), "recoveries": count(prior.get("recoveries")),
+            "attempts": [a for a in attempts if isinstance(a, dict)]
+            if isinstance(attempts, list) else [],
+            "worker": _text(prior.get("worker")), "node": _text(prior.get("node"))}
+
+
+def attempt(name: str, category: str | None, priority: int, path: Path, worker: str,
+            node: str, claimed_at: float, prior: dict, stdout: str, stderr: str) -> dict:
+    """The record of a new attempt by ``worker`` (``prior``: from ``carried_over``)."""
+    record = blank(name, category, priority)
+    submitted, owner = file_facts(path)
+    record.update(submitter=owner, node=node, worker=worker,
+                  submitted=prior.get("submitted") or utc_iso(submitted),
+                  claimed=utc_iso(claimed_at), attempt=prior.get("attempt", 0) + 1,
+                  recoveries=prior.get("recoveries", 0), stdout=stdout, stderr=stderr,
+                  attempts=list(prior.get("attempts", [])))
+    return record
+
+
+def finish_attempt(record: dict, status: str, reason: str | None, started: float | None,
+                   finished: float, exit_code: int | None, signal: int | None,
+                   retry: bool) -> dict:
+    """Fill in how an attempt ended, and add it to the record's history."""
+    if started is not None:
+        record.update(started=utc_iso(started), finished=utc_iso(finished),
+                      duration=round(finished - started, 6), exit_code=exit_code, signal=signal)
+        record["attempts"].append({k: record[k] for k in (
+            "attempt", "worker", "node", "started", "finished", "exit_code", "signal")}
+            | {"status": status})
+    else:
+        record["finished"] = utc_iso(finished)
+    record.update(status=PENDING if retry else status, reason=reason)
+    return record
+
+
+def lost(path: Path, category: str | None, priority: int, worker: str, why: str,
+         prior: dict | None, now: float) -> dict:
+    """The record of a job whose worker died running it (``prior``: its record on disk).
+
+    Naming the dead worker makes a second recovery of the same crash (after
+    this one was itself interrupted) a plain move, not another count.
+    """
+    prior = prior or {}
+    record = blank(path.name, category, priority)
+    for key in ("submitted", "submitter", "node", "claimed", "started", "stdout", "stderr"):
+        record[key] = _text(prior.get(key))
+    record["attempt"] = count(prior.get("attempt"))
+    record["retries"] = count(prior.get("retries"))
+    history = prior.get("attempts")
+    record["attempts"] = [a for a in history if isinstance(a, dict)] \
+        if isinstance(history, list) else []
+    if not record["submitted"]:  # it died before writing any record: the file tells
+        submitted, owner = file_facts(path)
+        record.update(submitted=utc_iso(submitted), submitter=owner)
+    if not record["node"]:
+        record["node"] = worker.rsplit(".", 1)[0]
+    record["attempts"].append({"worker": worker, "status": "lost", "reason": why,
+                               "recovered": utc_iso(now)})
+    record.update(recoveries=count(prior.get("recoveries")) + 1, status=PENDING,
+                  reason=f"recovered: {why}", worker=worker)
+    return record
+
+
+def never_ran(path: Path, category: str | None, priority: int, status: str, reason: str,
+              now: float, prior: dict | None = None) -> dict:
+    """The record of a job that leaves the jar without running (this time).
+
+    ``prior`` is what ``carried_over`` kept of an earlier attempt (a job
+    cancelled while it waited for a retry keeps its history).
+    """
+    prior = prior or {}
+    submitted, owner = file_facts(path)
+    record = blank(path.name, category, priority)
+    record.update(submitter=prior.get("submitter") or owner,
+                  submitted=prior.get("submitted") or utc_iso(submitted),
+                  node=prior.get("node"), attempt=prior.get("attempt", 0),
+                  recoveries=prior.get("recoveries", 0),
+                  attempts=list(prior.get("attempts", [])),
+                  status=status, reason=reason, finished=utc_iso(now))
+    return record
 
 
 def file_facts(job: Path) -> tuple[float | None, str | None]:

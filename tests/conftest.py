@@ -143,3 +143,155 @@ def jar(tmp_path):
         config._overrides.clear()
         os.environ.clear()
         os.environ.update(old_env)
+
+
+# -- two real Unix users -------------------------------------------------------
+
+
+class Team:
+    """Two real Unix users, ``ann`` and ``bob``, in one group, sharing a jar.
+
+    Made by the ``team`` fixture (root only).  The package and ``bin/`` are
+    copied into a directory both users can read (the checkout may sit under
+    a home they cannot enter), and commands run with a Python that both can
+    execute and that has the dependencies (Debian's, installed by
+    ``.ci/run``).  ``jar`` is set up as ``docs/security.md``'s team set-up:
+    group-writable, set-gid, umask 002.
+    """
+
+    def __init__(self, root: Path, python: str, suffix: str) -> None:
+        import grp
+        import pwd
+        import shutil
+
+        self.root = root
+        self.python = python
+        self.group = f"jjt{suffix}"
+        self.names = {"ann": f"jja{suffix}", "bob": f"jjb{suffix}"}
+        subprocess.run(["groupadd", self.group], check=True)
+        for login in self.names.values():
+            subprocess.run(["useradd", "-M", "-N", "-g", self.group, "-s", "/bin/sh",
+                            "-d", str(root / login), login], check=True)
+        self.gid = grp.getgrnam(self.group).gr_gid
+        self.uid = {who: pwd.getpwnam(login).pw_uid for who, login in self.names.items()}
+        self.code = root / "code"
+        shutil.copytree(ROOT / "jobjar", self.code / "jobjar",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / "bin", self.code / "bin", symlinks=True)
+        for who, login in self.names.items():
+            home = root / login
+            home.mkdir()
+            os.chown(home, self.uid[who], self.gid)
+        self.home = root / "jar"
+        self.home.mkdir()
+        os.chown(self.home, self.uid["ann"], self.gid)
+        self.home.chmod(0o2770)
+        self.worker_pids: list[int] = []
+
+    def env(self, who: str, extra: dict | None = None) -> dict:
+        """The environment of ``who`` using the shared jar."""
+        env = {"HOME": str(self.root / self.names[who]), "USER": self.names[who],
+               "LOGNAME": self.names[who], "PATH": f"{self.code / 'bin'}:/usr/bin:/bin",
+               "JJ_HOME": str(self.home), "JJ_PAUSE_TIME": "0.2", "JJ_HEARTBEAT": "0.5",
+               "JJ_KILL_GRACE": "2", "PYTHONDONTWRITEBYTECODE": "1"}
+        env.update(extra or {})
+        return env
+
+    def run(self, who: str, command: str, *args: str, env: dict | None = None,
+            umask: int = 0o002, input: str | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run ``bin/COMMAND`` as ``who`` (with its group and ``umask``)."""
+        return subprocess.run([self.python, str(self.code / "bin" / command), *args],
+                              env=self.env(who, env), user=self.uid[who], group=self.gid,
+                              extra_groups=[self.gid], umask=umask, capture_output=True,
+                              text=True, input=input, timeout=timeout, cwd=str(self.root))
+
+    def start_worker(self, who: str, *categories: str, env: dict | None = None,
+                     umask: int = 0o002) -> str:
+        """Start a detached worker as ``who``; return its name (stopped at the end)."""
+        result = self.run(who, "start_worker", *categories, env=env, umask=umask)
+        assert result.returncode == 0, result.stderr
+        name = result.stdout.strip()
+        self.worker_pids.append(int(name.rsplit(".", 1)[1]))
+        return name
+
+    def as_user(self, who: str, function, *args) -> None:
+        """Call ``function(*args)`` in a child process running as ``who`` (umask 002)."""
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                os.setgroups([self.gid])
+                os.setgid(self.gid)
+                os.setuid(self.uid[who])
+                os.umask(0o002)
+                function(*args)
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, f"{function} failed as {who}"
+
+    def close(self) -> None:
+        import shutil
+
+        if self.worker_pids:
+            workers = self.home / "workers"
+            if workers.is_dir():
+                (workers / "STOP_ALL").touch()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and any(pid_alive(p) for p in self.worker_pids):
+                time.sleep(0.05)
+            for pid in self.worker_pids:
+                if pid_alive(pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        for login in self.names.values():
+            subprocess.run(["userdel", login], capture_output=True)
+        subprocess.run(["groupdel", self.group], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _team_python() -> str | None:
+    """A Python every user may run that has the dependencies (not root's own)."""
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if not os.path.exists(candidate):
+            continue
+        probe = subprocess.run([candidate, "-c", "import psutil, yaml"], capture_output=True,
+                               user="nobody" if _has_nobody() else None)
+        if probe.returncode == 0:
+            return candidate
+    return None
+
+
+def _has_nobody() -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam("nobody")
+        return True
+    except KeyError:
+        return False
+
+
+@pytest.fixture
+def team():
+    """Two real users sharing a jar (skips, loudly, unless root with useradd)."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0 or not shutil.which("useradd"):
+        pytest.skip("TWO-USER TEST SKIPPED: needs root and useradd (CI runs it as root)")
+    python = _team_python()
+    if python is None:
+        pytest.skip("TWO-USER TEST SKIPPED: no system Python with psutil and yaml "
+                    "(apt-get install python3-psutil python3-yaml)")
+    root = Path(tempfile.mkdtemp(prefix="jjteam-", dir="/tmp"))
+    root.chmod(0o755)
+    made = Team(root, python, os.urandom(3).hex())
+    try:
+        yield made
+    finally:
+        made.close()

@@ -1,0 +1,133 @@
+"""Filesystem steps that are safe in a directory other people write.
+
+A shared jar is a hostile place (``docs/security.md``): another user may
+put a symbolic link, a directory or a fifo where the jar expects its own
+file.  Every write, removal and directory creation of the package goes
+through these helpers, which never follow a link the jar did not make:
+
+* files are created with ``O_EXCL`` (a planted link or file makes the
+  create fail instead of writing through it) under names nobody can guess,
+  then renamed into place;
+* existing files are opened with ``O_NOFOLLOW``;
+* a tree is removed only after ``lstat`` shows a real directory, and
+  ``shutil.rmtree`` never follows links inside it;
+* directories the jar creates take the permission bits of the directory
+  they are created in, whatever the creator's umask, so a colleague's
+  ``umask 077`` cannot make a category that the other workers cannot use.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+#: Flags of a file created anew, never through an existing name.
+CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+#: Flags of an existing file opened for appending, never through a link.
+APPEND = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
+def unlink(path: str | os.PathLike) -> bool:
+    """Remove a file (or link) if it is there; True if it was removed.
+
+    Removing a name never follows a link, so this is safe on any entry.
+    """
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def is_real_dir(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a directory itself, not a link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def remove_tree(path: str | os.PathLike) -> bool:
+    """Remove a directory tree that is really there; a link is only unlinked.
+
+    ``shutil.rmtree`` on a link to someone's home would empty that home;
+    here the link itself goes and nothing behind it is touched.  Returns
+    True if something was removed.
+    """
+    import shutil
+
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(info.st_mode):
+        try:
+            os.unlink(path)
+            return True
+        except OSError:
+            return False
+    shutil.rmtree(path, ignore_errors=True)
+    return True
+
+
+def token() -> str:
+    """A short random word for names other users must not predict."""
+    return os.urandom(6).hex()
+
+
+def write_new(path: str | os.PathLike, data: bytes, mode: int = 0o666) -> None:
+    """Write ``data`` to ``path`` atomically, never through a planted name.
+
+    The bytes go to a dot-file with a random name created with ``O_EXCL``,
+    then one rename puts it in place (a rename replaces a link at ``path``
+    rather than writing through it).  A reader never sees half a file.
+    """
+    path = os.fspath(path)
+    head, tail = os.path.split(path)
+    tmp = os.path.join(head, f".{tail[:40]}.{os.getpid()}.{token()}.tmp")
+    fd = os.open(tmp, CREATE, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        unlink(tmp)
+        raise
+
+
+def make_dir(path: str | os.PathLike) -> None:
+    """Create a directory (and missing parents) with the permissions of its parent.
+
+    The mode bits (group and other permissions, setgid) are copied from the
+    parent directory rather than taken from the umask: a category made by a
+    submitter with ``umask 077`` in a group-writable ``unclaimed/`` is
+    group-writable too, so every worker of the team can use it.  An existing
+    directory is left alone; something else at ``path`` raises
+    ``FileExistsError``.
+    """
+    path = Path(path)
+    if is_real_dir(path):
+        return
+    parent = path.parent
+    if not is_real_dir(parent) and parent != path:
+        make_dir(parent)
+    try:
+        parent_mode = stat.S_IMODE(os.lstat(parent).st_mode)
+    except OSError:
+        parent_mode = 0o755
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if is_real_dir(path):
+            return
+        raise
+    mode = parent_mode & (0o777 | stat.S_ISGID)
+    try:
+        os.chmod(path, mode | 0o700)
+    except OSError:
+        pass
