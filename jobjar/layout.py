@@ -224,17 +224,6 @@ def held_job(worker_dir: Path) -> tuple[str | None, Path] | None:
         return None
     held = jobs_in(base)
     return held[0] if held else None
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            try:
-                inner = [e for e in os.scandir(entry.path)]
-            except FileNotFoundError:
-                continue
-            for job in inner:
-                return entry.name, Path(job.path)
-        else:
-            return None, Path(entry.path)
-    return None
 
 
 def relative_target(target: Path, link_dir: Path) -> str:
