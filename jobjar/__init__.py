@@ -10,6 +10,33 @@ The public functions are imported lazily, so that ``import jobjar`` (and the
     import jobjar
     jobjar.submit_job('/usr/local/bin/big_computation /data/infile.tmp 104.1 30')
     jobjar.submit_job_file('/opt/local/bin/standalone_job', -3, id='test_run')
+
+Where each concept lives (one module per concept; nothing imports upwards):
+
+==========================================  =====================================
+concept                                     module
+==========================================  =====================================
+records (every field, every constructor)    ``records.py``
+job states and statuses                     ``states.py``
+names and paths of the jar, the walker      ``layout.py``
+link-safe file steps: write, remove, mkdir  ``files.py``
+job names, priorities, printable text       ``naming.py``
+recovery: recover_worker, recover_jobs      ``recovery.py``
+workers: start_worker, check_workers        ``launch.py``
+the worker loop                             ``worker.py``
+running one job                             ``execute.py``
+claiming a job                              ``claim.py``
+dependencies                                ``depend.py``
+submission                                  ``submit.py``
+``#JJ`` directives                          ``directives.py``
+finding, cancelling, waiting for jobs       ``jobs.py``, ``find.py``
+``system_status``                           ``status.py``
+control files (STOP, PAUSE, ...)            ``control.py``
+is a worker alive                           ``liveness.py``
+configuration                               ``config.py``
+cron lines                                  ``cron.py``
+the commands (parsing and printing only)    ``cli/`` (list: ``cli.COMMANDS``)
+==========================================  =====================================
 """
 
 from __future__ import annotations
@@ -29,7 +56,7 @@ _API = {
     "stop_all": "control", "pause_all": "control", "unpause_all": "control",
     "unstop_all": "control",
     "start_worker": "launch",
-    "check_workers": "supervise", "recover_jobs": "recover_all",
+    "check_workers": "launch", "recover_jobs": "recovery",
     "system_status": "status",
     "job_info": "jobs", "cancel_job": "jobs", "resubmit_job": "jobs", "wait": "jobs",
     "JobJarError": "errors",

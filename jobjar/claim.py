@@ -11,7 +11,11 @@ files it has not seen before are ``stat``-ed.  Jobs submitted on this
 node arrive even sooner, through ``add`` from a filesystem notification.
 
 Entries taken by other workers stay in the heap until we try them: a failed
-rename simply means someone else won, and we move on to the next.
+rename simply means someone else won, and we move on to the next.  A
+directory this worker may not use (another user's, without our rights) is
+not an error of the worker: the view empties itself, says why in
+``problem`` (the worker logs it once), and tries again after ``BLOCKED``
+seconds.
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ import stat
 import time
 from pathlib import Path
 
+from . import files
 from .naming import priority_of
 
 #: Errors of a rename that mean "the job is no longer there".
 GONE = (errno.ENOENT, errno.ESTALE, errno.ENOTDIR)
+#: Seconds a view waits before trying a directory it could not use again.
+BLOCKED = 30.0
 
 
 class QueueView:
@@ -41,6 +48,8 @@ class QueueView:
         self.dir_mtime: int | None = None
         self.scanned_at = float("-inf")
         self.linked = False  # the queue "directory" is a symbolic link: never follow it
+        self.problem: str | None = None  # why this directory cannot be used, if it cannot
+        self.blocked_until = float("-inf")
 
     def _push(self, name: str, entry: os.DirEntry | None = None) -> None:
         try:
@@ -54,13 +63,18 @@ class QueueView:
 
     def add(self, name: str) -> None:
         """A job just appeared (a notification): put it in the view."""
-        if not name.startswith(".") and name not in self.known and not self.linked:
-            self._push(name)
+        # An event about the directory itself has no name: never "claim" the queue itself.
+        if not name or "/" in name or name.startswith(".") or name in self.known \
+                or self.linked:
+            return
+        self._push(name)
 
     def refresh(self, force: bool = False) -> None:
         """Re-list the directory if it changed; stat only new entries."""
         now = time.monotonic()
         if not force and self.heap and now - self.scanned_at < self.rescan:
+            return
+        if now < self.blocked_until:
             return
         try:
             info = os.lstat(self.path)
@@ -82,8 +96,11 @@ class QueueView:
         try:
             with os.scandir(self.path) as listing:
                 entries = {e.name: e for e in listing if not e.name.startswith(".")}
-        except OSError:
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                self.block(f"cannot list {self.path}: {exc.strerror}")
             return
+        self.problem = None
         fresh = entries.keys() - self.known
         self.known &= entries.keys()
         for name in fresh:
@@ -91,6 +108,12 @@ class QueueView:
         if len(self.heap) > 2 * len(self.known) + 64:  # drop entries others took
             self.heap = [k for k in self.heap if k[2] in self.known]
             heapq.heapify(self.heap)
+
+    def block(self, problem: str) -> None:
+        """Stop using this directory for ``BLOCKED`` seconds, saying why."""
+        self.problem = problem
+        self.heap, self.known, self.dir_mtime = [], set(), None
+        self.blocked_until = time.monotonic() + BLOCKED
 
     def claim(self, dest_dir: Path) -> Path | None:
         """Rename the best job into ``dest_dir``; ``None`` if none could be had."""
@@ -108,8 +131,12 @@ class QueueView:
             try:
                 os.rename(self.path / name, dest)
             except OSError as exc:
-                if exc.errno == errno.ENOENT and not os.path.isdir(dest_dir):
-                    os.makedirs(dest_dir, exist_ok=True)  # our job/ (or job/CAT/) went away
+                if exc.errno == errno.ENOENT and not files.is_real_dir(dest_dir):
+                    try:
+                        files.make_dir(dest_dir)  # our job/ (or job/CAT/) went away
+                    except OSError as again:
+                        self.block(f"cannot make {dest_dir}: {again.strerror or again}")
+                        return None
                     continue
                 heapq.heappop(self.heap)
                 self.known.discard(name)
@@ -123,7 +150,9 @@ class QueueView:
                     return dest
                 if exc.errno in GONE:
                     continue
-                raise
+                # EACCES, EPERM, EROFS...: the directory, not this job, is the problem
+                self.block(f"cannot take jobs from {self.path}: {exc.strerror}")
+                return None
             heapq.heappop(self.heap)
             self.known.discard(name)
             return dest

@@ -40,6 +40,13 @@ PARAMETERS: dict[str, tuple[str, object]] = {
 #: Parameters that cannot be set from Python (the guide says so for this one).
 NOT_FROM_PYTHON = {"JJ_MAX_WORKERS"}
 
+#: Upper bound of every duration setting (``JJ_PAUSE_TIME``, ``JJ_KILL_GRACE``,
+#: ``JJ_HEARTBEAT``): one day.  Longer is a typo, and a huge value overflows
+#: the clock arithmetic of the worker (a cancel once raised OverflowError).
+MAX_SETTING_SECONDS = 86400.0
+#: The longest duration a command option or a job's ``--timeout`` takes: a year.
+MAX_OPTION_SECONDS = 365 * 86400.0
+
 _overrides: dict[str, object] = {}
 _cache: tuple[tuple, Config] | None = None
 
@@ -176,10 +183,7 @@ def convert(name: str, value: object) -> object:
                 raise ValueError("must be an absolute path")
             return path
         if kind == "seconds":
-            number = float(text)
-            if not (number >= 0) or number == float("inf"):
-                raise ValueError("must be a non-negative number of seconds")
-            return number
+            return seconds(text, MAX_SETTING_SECONDS)
         if kind == "count":
             if isinstance(value, bool) or not str(text).lstrip("+").isdigit():
                 raise ValueError("must be a non-negative integer")
@@ -197,6 +201,22 @@ def convert(name: str, value: object) -> object:
         return check_word("node name", str(text))
     except (ValueError, JobJarError) as exc:
         raise ConfigError(f"{name}: bad value {value!r}: {exc}") from None
+
+
+def seconds(text: object, maximum: float) -> float:
+    """A duration in seconds, a plain number from 0 to ``maximum``, or ValueError.
+
+    The one spelling of a duration everywhere (settings and command options):
+    ``90``, ``0.5``, ``1e3``; no units, no ``nan``, no ``inf``, nothing larger
+    than ``maximum``.
+    """
+    try:
+        number = float(str(text).strip())
+    except ValueError:
+        number = -1.0
+    if not 0 <= number <= maximum:  # also false for nan
+        raise ValueError(f"must be a number of seconds from 0 to {maximum:.0f}")
+    return number
 
 
 def _env_key() -> tuple:

@@ -9,21 +9,36 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import files
 from .errors import JobJarError
 from .layout import PAUSE, PAUSE_ALL, STOP, STOP_ALL, Jar
 from .naming import split_worker_name
 
 
 def _touch(path: Path) -> None:
-    with open(path, "a"):
-        pass
+    """Create a control file, never through a link someone planted at its name.
+
+    ``O_NOFOLLOW`` makes a link there fail (ELOOP) instead of creating the
+    link's target; the link itself is then replaced by a real, empty file.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        os.close(os.open(path, flags, 0o666))
+        return
+    except OSError as exc:
+        if not os.path.islink(path):
+            raise JobJarError(f"cannot create {path}: {exc.strerror}") from None
+    files.unlink(path)
+    try:
+        os.close(os.open(path, files.CREATE, 0o666))
+    except FileExistsError:
+        pass  # someone else made it first: the control is there either way
+    except OSError as exc:
+        raise JobJarError(f"cannot create {path}: {exc.strerror}") from None
 
 
 def _remove(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+    files.unlink(path)
 
 
 def resolve_targets(jar: Jar, targets: tuple[str, ...] | list[str]) -> tuple[list[str], list[str]]:
@@ -55,12 +70,20 @@ def _apply(action: str, targets: tuple[str, ...], jar: Jar | None) -> list[str]:
     if not targets:
         raise JobJarError("name at least one target: all, a node, or a worker (node.pid)")
     workers, unmatched = resolve_targets(jar, targets)
+    failed: list[str] = []
     for worker in workers:
         wdir = jar.worker_dir(worker)
-        if action == "unpause":
-            _remove(wdir / PAUSE)
-        else:
-            _touch(wdir / (STOP if action == "stop" else PAUSE))
+        if not files.is_real_dir(wdir):  # replaced by a link since it was listed
+            continue
+        try:
+            if action == "unpause":
+                _remove(wdir / PAUSE)
+            else:
+                _touch(wdir / (STOP if action == "stop" else PAUSE))
+        except (JobJarError, OSError) as exc:  # one bad directory must not spare the others
+            failed.append(str(exc))
+    if failed:
+        raise JobJarError("; ".join(failed))
     if unmatched:
         raise NoSuchTarget(unmatched, workers)
     return workers
@@ -91,7 +114,7 @@ def unpause_workers(*targets: str, jar: Jar | None = None) -> list[str]:
 
 def _global(name: str, present: bool, jar: Jar | None) -> None:
     jar = jar or Jar.from_config()
-    os.makedirs(jar.worker_home, exist_ok=True)
+    files.make_dir(jar.worker_home)
     (_touch if present else _remove)(jar.worker_home / name)
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from .config import load
 from .errors import JobJarError
+from .files import make_dir
+from .layout import checkout
 
 #: name -> (default schedule, command, extra arguments)
 ENTRIES = {
@@ -26,8 +28,8 @@ TAG = "jobjar"
 
 def command_dir() -> Path:
     """Where the Job Jar commands are: ``bin/`` of a checkout, else next to Python."""
-    top = Path(__file__).resolve().parent.parent
-    if (top / "bin" / "check_workers").exists():
+    top = checkout()
+    if top is not None and (top / "bin" / "check_workers").exists():
         return top / "bin"
     return Path(sys.executable).parent
 
@@ -97,7 +99,7 @@ def install(tabfile: str | None = None, schedules: dict | None = None,
         if not job.is_valid():
             raise JobJarError(f"bad schedule {schedule!r} for {name}")
     if not dry_run:
-        os.makedirs(config.worker_home, exist_ok=True)  # the lines log there
+        make_dir(config.worker_home)  # the lines log there
         _write(cron, tabfile)
     return cron.render()
 

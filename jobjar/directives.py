@@ -11,44 +11,169 @@ Like ``#SBATCH`` lines, directives sit at the top of a script, after the
 Because they travel with the file, a job submitted by hand with ``cp`` and
 ``mv`` carries its options too.  Only the first ``HEAD_BYTES`` of a file are
 read, and a file that does not start with ``#!`` has no directives.
+
+``OPTIONS`` is the one table of them: each row gives an option's name, its
+flags, its check, its default and its ``submit_job`` help.  ``parse``,
+``render``, ``check``, ``submit.OPTION_NAMES`` and ``submit_job``'s own
+flags all come from it, so a new option is one row here (and whatever the
+worker does with it).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
+from collections.abc import Callable
 
 from .errors import JobJarError
+from .naming import MAX_NAME_BYTES
 
 PREFIX = "#JJ"
 HEAD_BYTES = 16384
 
+#: The largest count (``--retries``, ``--array-index``) and timeout accepted.
+MAX_COUNT = 10**9
 
 class DirectiveError(JobJarError):
     """A ``#JJ`` line that cannot be understood."""
 
 
+# -- checks: every value comes from someone's file or command line ------------
+
+_COUNT = re.compile(r"[0-9]{1,10}", re.ASCII)
+_SECONDS = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?", re.ASCII)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _count(name: str, value: object) -> int:
+    """A non-negative integer of ASCII digits (``--5``, ``²``, ``٣`` and ``True`` are not)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and _COUNT.fullmatch(value.strip()):
+        number = int(value.strip())
+    else:
+        number = -1
+    if not 0 <= number <= MAX_COUNT:
+        raise DirectiveError(f"{_flag(name)} must be a non-negative integer, not {value!r}")
+    return number
+
+
+def _seconds(name: str, value: object) -> float:
+    """A positive number of seconds, at most a year (as every duration option), in ASCII."""
+    from .config import MAX_OPTION_SECONDS
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str) and _SECONDS.fullmatch(value.strip()):
+        number = float(value.strip())
+    else:
+        raise DirectiveError(f"{_flag(name)} must be a number of seconds, not {value!r}")
+    if not 0 < number <= MAX_OPTION_SECONDS:
+        raise DirectiveError(f"{_flag(name)} must be a positive number of seconds, at most "
+                             f"{MAX_OPTION_SECONDS:.0f}, not {value!r}")
+    return number
+
+
+def check_job_name(name: str) -> str:
+    """A job name read from a file or typed: never a path, never a control character."""
+    if (not name or "/" in name or name.startswith(".") or any(ord(c) < 32 or c == "\x7f"
+                                                               for c in name)
+            or len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES):
+        raise DirectiveError(f"not a job name: {name!r}")
+    return name
+
+
+def _names(name: str, value: object) -> list[str]:
+    """A comma-separated string or a list of job names."""
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise DirectiveError(f"{_flag(name)} needs job names, not {value!r}")
+    names = [str(n).strip() for n in items if n and str(n).strip()]
+    if not names:
+        raise DirectiveError(f"{_flag(name)} needs at least one job name")
+    return [check_job_name(n) for n in names]
+
+
+def _path(name: str, value: object) -> str:
+    text = str(value)
+    if not text or "\x00" in text or "\n" in text:
+        raise DirectiveError(f"{_flag(name)} needs a file name")
+    # A relative path is taken in output/ and must stay there: "../x" would
+    # let a directive place files anywhere the worker's user can write.
+    if not os.path.isabs(text) and os.path.normpath(text).split(os.sep)[0] == "..":
+        raise DirectiveError(f"{_flag(name)} {text!r} leaves output/: use a path inside it, "
+                             "or an absolute path")
+    return text
+
+
+# -- the table ------------------------------------------------------------------
+
+
+class Option:
+    """One per-job option: its name, ``#JJ`` flags, check, default and help."""
+
+    __slots__ = ("name", "flags", "check", "default", "adds_up", "metavar", "help", "names_file")
+
+    def __init__(self, name: str, flags: tuple[str, ...], check: Callable[[str, object], object],
+                 default: object = None, adds_up: bool = False, metavar: str = "",
+                 help: str | None = None) -> None:
+        self.name = name
+        self.flags = flags          # the first one is what ``render`` writes
+        self.check = check
+        self.default = default
+        self.adds_up = adds_up      # ``--after`` lists add up; otherwise a later line wins
+        self.metavar = metavar
+        self.help = help            # ``None``: not a ``submit_job`` flag (set by ``--array``)
+        self.names_file = check is _path  # ``submit_job`` makes a relative one absolute
+
+
+OPTIONS = (
+    Option("timeout", ("--timeout",), _seconds, None, metavar="SECONDS",
+           help="kill the job after this long"),
+    Option("retries", ("--retries",), _count, 0, metavar="N",
+           help="run a failed or timed-out job again, up to N times"),
+    Option("after", ("--after",), _names, [], adds_up=True, metavar="NAME[,NAME...]",
+           help="run only after all of these jobs succeeded"),
+    Option("after_any", ("--after-any",), _names, [], adds_up=True, metavar="NAME[,NAME...]",
+           help="run after all of these jobs finished, however they ended"),
+    Option("output", ("--output", "-o"), _path, None, metavar="FILE",
+           help="standard output file"),
+    Option("error", ("--error", "-e"), _path, None, metavar="FILE",
+           help="standard error file"),
+    Option("array_index", ("--array-index",), _count, None),
+)
+BY_NAME = {option.name: option for option in OPTIONS}
+_FLAGS = {flag: option for option in OPTIONS for flag in option.flags}
+
+
 class Directives:
-    """Options of one job; ``None`` or empty means not given.
+    """Options of one job (attributes named as in ``OPTIONS``); default means not given.
 
     A plain class rather than a dataclass: ``dataclasses`` imports
     ``inspect``, which would cost every ``submit_job`` process several
     milliseconds of start-up.
     """
 
-    FIELDS = ("timeout", "retries", "after", "after_any", "output", "error", "array_index")
+    FIELDS = tuple(option.name for option in OPTIONS)
 
-    def __init__(self, timeout: float | None = None, retries: int = 0,
-                 after: list[str] | None = None, after_any: list[str] | None = None,
-                 output: str | None = None, error: str | None = None,
-                 array_index: int | None = None) -> None:
-        self.timeout = timeout
-        self.retries = retries
-        self.after: list[str] = list(after) if after else []
-        self.after_any: list[str] = list(after_any) if after_any else []
-        self.output = output
-        self.error = error
-        self.array_index = array_index
+    def __init__(self, **values: object) -> None:
+        unknown = set(values) - set(self.FIELDS)
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        for option in OPTIONS:
+            value = values.get(option.name)
+            if option.adds_up:
+                value = list(value) if value else []
+            elif value is None:
+                value = option.default
+            setattr(self, option.name, value)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -65,51 +190,24 @@ class Directives:
         """Every job this one waits for."""
         return self.after + self.after_any
 
-
-_FLAGS = {"--timeout": "timeout", "--retries": "retries", "--after": "after",
-          "--after-any": "after_any", "--output": "output", "-o": "output",
-          "--error": "error", "-e": "error", "--array-index": "array_index"}
+    def set(self, name: str, value: object) -> None:
+        """Check ``value`` and set option ``name`` (a list option adds up)."""
+        option = BY_NAME.get(name)
+        if option is None:
+            raise DirectiveError(f"unknown option {name!r}")
+        checked = option.check(name, value)
+        if option.adds_up:
+            getattr(self, name).extend(checked)
+        else:
+            setattr(self, name, checked)
 
 
 def check(name: str, value: object) -> object:
     """Validate one option value the way submission and the worker both must."""
-    if name == "timeout":
-        try:
-            if isinstance(value, bool):  # float(True) is 1.0: not what anyone meant
-                raise TypeError
-            number = float(value)
-        except (TypeError, ValueError):
-            raise DirectiveError(f"--timeout must be a number of seconds, not {value!r}") from None
-        if not 0 < number < 10**9:
-            raise DirectiveError(f"--timeout must be positive, not {value!r}")
-        return number
-    if name in ("retries", "array_index"):
-        text = str(value)
-        if isinstance(value, bool) or not text.lstrip("-").isdigit() or int(text) < 0 \
-                or int(text) > 10**9:
-            flag = name.replace("_", "-")
-            raise DirectiveError(f"--{flag} must be a non-negative integer, not {value!r}")
-        return int(text)
-    if name in ("after", "after_any"):
-        names = value.split(",") if isinstance(value, str) else list(value)
-        names = [n.strip() for n in names if n and n.strip()]
-        if not names:
-            raise DirectiveError(f"--{name.replace('_', '-')} needs at least one job name")
-        for n in names:
-            if "/" in n or n.startswith(".") or any(ord(c) < 32 for c in n):
-                raise DirectiveError(f"not a job name: {n!r}")
-        return names
-    if name in ("output", "error"):
-        text = str(value)
-        if not text or "\x00" in text or "\n" in text:
-            raise DirectiveError(f"--{name} needs a file name")
-        # A relative path is taken in output/ and must stay there: "../x" would
-        # let a directive place files anywhere the worker's user can write.
-        if not os.path.isabs(text) and os.path.normpath(text).split(os.sep)[0] == "..":
-            raise DirectiveError(f"--{name} {text!r} leaves output/: use a path inside it, "
-                                 "or an absolute path")
-        return text
-    raise DirectiveError(f"unknown option {name!r}")
+    option = BY_NAME.get(name)
+    if option is None:
+        raise DirectiveError(f"unknown option {name!r}")
+    return option.check(name, value)
 
 
 def parse(head: bytes) -> Directives:
@@ -140,34 +238,28 @@ def _apply(result: Directives, words: list[str], line: str) -> None:
         flag, value = words[i], None
         if "=" in flag and flag.startswith("--"):
             flag, value = flag.split("=", 1)
-        name = _FLAGS.get(flag)
-        if name is None:
+        option = _FLAGS.get(flag)
+        if option is None:
             raise DirectiveError(f"unknown directive {flag!r} in {line!r}")
         if value is None:
             if i + 1 >= len(words):
                 raise DirectiveError(f"directive {flag} needs a value in {line!r}")
             i += 1
             value = words[i]
-        checked = check(name, value)
-        if name in ("after", "after_any"):
-            getattr(result, name).extend(checked)
-        else:
-            setattr(result, name, checked)
+        result.set(option.name, value)
         i += 1
 
 
 def render(options: Directives) -> list[str]:
     """The ``#JJ`` lines that carry ``options`` (none for the defaults)."""
     lines = []
-    default = Directives()
-    for name in Directives.FIELDS:
-        value = getattr(options, name)
-        if value == getattr(default, name):
+    for option in OPTIONS:
+        value = getattr(options, option.name)
+        if value == option.default or (option.adds_up and not value):
             continue
-        flag = "--" + name.replace("_", "-")
         if isinstance(value, list):
             value = ",".join(value)
         elif isinstance(value, float) and value.is_integer():
             value = int(value)
-        lines.append(f"{PREFIX} {flag} {shlex.quote(str(value))}")
+        lines.append(f"{PREFIX} {option.flags[0]} {shlex.quote(str(value))}")
     return lines

@@ -19,7 +19,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, NamedTuple, Union
+
+from . import files, states
 
 #: How often a running job's worker looks for cancel requests.
 POLL = 1.0
@@ -33,13 +35,47 @@ class Outcome:
     finished: float
     exit_code: int | None
     signal: int | None
-    status: str  # succeeded, failed, timed-out, cancelled
+    status: str  # states.SUCCEEDED, FAILED, TIMED_OUT or CANCELLED
     reason: str | None = None
 
 
+class Stream(NamedTuple):
+    """Where one output stream of a job goes.
+
+    ``opened_by_worker``: the worker opens ``path`` (a file in the jar's
+    ``output/``) and hands the descriptor on; otherwise the job's own
+    process opens it, with its own rights.  ``append``: add to an existing
+    file; a stream the worker opens without ``append`` is a new file,
+    created with ``O_EXCL`` (never an existing name, never through a link).
+    """
+
+    path: str
+    opened_by_worker: bool
+    append: bool
+
+
+#: An existing output file of the job, appended to: never through a link, never a fifo.
+_APPEND = files.APPEND | os.O_CREAT | os.O_NONBLOCK
+
+
 def _open_output(path: str, append: bool) -> int:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC)
-    return os.open(path, flags, 0o666)
+    """Open an output file in the jar for the worker to hand to a job.
+
+    A new file is created with ``O_EXCL`` (a name someone planted makes the
+    open fail); an appended one is opened with ``O_NOFOLLOW`` and must be a
+    regular file (a planted fifo must not block the worker).
+    """
+    fd = os.open(path, _APPEND if append else files.CREATE, 0o666)
+    if append and not _is_regular(fd):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    return fd
+
+
+def _is_regular(fd: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
 def _redirect_in_child(streams: list[tuple[str, bool, int]], shared: bool = False):
@@ -116,11 +152,14 @@ def _posix_spawn(argv: list[str], scratch: Path, env: dict, streams) -> Child:
             actions.append((os.POSIX_SPAWN_OPEN, target, value, flags, 0o666))
     if not _HOME:
         _HOME.append(os.open(".", os.O_RDONLY | os.O_CLOEXEC))
-    os.chdir(scratch)
+    # Into the scratch directory itself, never through a link put in its place.
+    where = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
+        os.fchdir(where)
         return Child(os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True,
                                     setsigdef=_DEFAULT_SIGNALS))
     finally:
+        os.close(where)
         os.fchdir(_HOME[0])
 
 
@@ -156,17 +195,16 @@ def _popen(argv: list[str], scratch: Path, env: dict, streams) -> subprocess.Pop
                             preexec_fn=preexec)
 
 
-def spawn(job: Path, scratch: Path, env: dict, out: tuple[str, bool, bool],
-          err: tuple[str, bool, bool]) -> Process:
-    """Start the job.  ``out``/``err`` are ``(path, opened_by_worker, append)``."""
+def spawn(job: Path, scratch: Path, env: dict, out: Stream, err: Stream) -> Process:
+    """Start the job in ``scratch`` with its standard output and error in ``out``, ``err``."""
     streams = []
     try:
         for path, ours, append in (out, err):
             streams.append(("fd", _open_output(path, append), append) if ours
                            else ("path", path, append))
         if streams[0][0] == streams[1][0] == "path" and \
-                os.path.abspath(out[0]) == os.path.abspath(err[0]):
-            streams[1] = ("dup", 1, err[2])  # one file for both: opened once, shared
+                os.path.abspath(out.path) == os.path.abspath(err.path):
+            streams[1] = ("dup", 1, err.append)  # one file for both: opened once, shared
         start = _posix_spawn if _SPAWN_OK and _devnull() > 2 else _popen
         argv = [str(job)]
         for attempt in (1, 2):
@@ -189,30 +227,43 @@ _SPAWN_OK = hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_OPEN") \
     and hasattr(os, "waitstatus_to_exitcode")
 
 
-def keep_outputs(pairs: list[tuple[str, str]], group: int) -> list[str | None]:
-    """After a job: give its output in each ``(spare, final)`` pair its own name.
+class Kept(NamedTuple):
+    """Where a job's output ended up: ``path`` (``None``: there was none) and any problem."""
 
-    Empty output is not kept (the spare is reused by the next job) unless a
-    process of the job's group still runs and may write later: its output
-    must land under this job's name, not the next one's.  Returns, per pair,
-    the path the output is in, or ``None`` when there was none.
+    path: str | None
+    problem: str | None = None
+
+
+def keep_outputs(pairs: list[tuple[str, str]], group: int) -> list[Kept]:
+    """After a job: give its output in each ``(fresh, final)`` pair its own name.
+
+    ``fresh`` is the file this job alone wrote (created anew for it).  Empty
+    output is removed unless a process of the job's group still runs and may
+    write later: its output must stay under this job's name.  A rename that
+    fails (``final`` is a directory, say) leaves the output where it is and
+    says why: the job has run, and that must not make it run again.
     """
-    kept: list[str | None] = []
+    kept: list[Kept] = []
     lingering = None  # asked once, and only if some output is empty
-    for spare, final in pairs:
+    for fresh, final in pairs:
         try:
-            empty = os.stat(spare).st_size == 0
+            empty = os.lstat(fresh).st_size == 0
         except FileNotFoundError:
-            kept.append(None)
+            kept.append(Kept(None))
             continue
         if empty:
             if lingering is None:
                 lingering = _group_alive(group)
             if not lingering:
-                kept.append(None)
+                files.unlink(fresh)
+                kept.append(Kept(None))
                 continue
-        os.rename(spare, final)
-        kept.append(final)
+        try:
+            os.rename(fresh, final)
+            kept.append(Kept(final))
+        except OSError as exc:
+            kept.append(Kept(fresh, f"its output could not be renamed to {final} "
+                                    f"({exc.strerror}); it is in {fresh}"))
     return kept
 
 
@@ -291,13 +342,24 @@ def supervise(proc: Process, timeout: float | None, kill_grace: float,
                 break
             beat()
             if time.monotonic() >= deadline:
-                why = "timed-out"
+                why = states.TIMED_OUT
             elif cancelled():
-                why = "cancelled"
+                why = states.CANCELLED
             if why:
                 _kill(proc, waiter, kill_grace)
                 break
         return why, time.time()
+    finally:
+        waiter.close()
+
+
+def stop(proc: Process, grace: float) -> None:
+    """End a running job (and what it started) and reap it, whatever else went wrong."""
+    if proc.returncode is not None:
+        return
+    waiter = Waiter(proc)
+    try:
+        _kill(proc, waiter, grace)
     finally:
         waiter.close()
 
@@ -341,7 +403,7 @@ def outcome(proc: Process, started: float, finished: float, why: str | None) -> 
     if why:
         status = why
     else:
-        status = "succeeded" if code == 0 else "failed"
+        status = states.SUCCEEDED if code == 0 else states.FAILED
     reason = None
     if sig is not None and not why:
         reason = f"killed by signal {sig} ({signal.Signals(sig).name})" if sig in \

@@ -12,15 +12,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .layout import WORKER_JOB, Jar
+from . import files, states
+from .layout import WORKER_JOB, Jar, held_category, subdirs
 
 
 @dataclass
 class Location:
-    """Where a job is: its state, its file, its category and its worker."""
+    """Where a job is: its state (one of ``states.STATES``), its file, category and worker."""
 
-    state: str  # limbo, waiting, unclaimed, running, completed, rejected
-    path: Path
+    state: str
+    path: Path | None  # None: a job that has left the jar and whose file is gone
     category: str | None = None
     worker: str | None = None
 
@@ -33,21 +34,14 @@ def _exists(path: Path) -> bool:
         return False
 
 
-def _in_tree(base: Path, name: str, categories: list[str]) -> tuple[str | None, Path] | None:
-    if _exists(base / name) and not (base / name).is_dir():
+def _in_tree(base: Path, name: str) -> tuple[str | None, Path] | None:
+    """``base/NAME`` (uncategorized) or ``base/CATEGORY/NAME``, by ``stat``, not by listing."""
+    if _exists(base / name) and not files.is_real_dir(base / name):
         return None, base / name
-    for category in categories:
+    for category in subdirs(base):
         if _exists(base / category / name):
             return category, base / category / name
     return None
-
-
-def _subdirs(path: Path) -> list[str]:
-    try:
-        with os.scandir(path) as entries:
-            return [e.name for e in entries if e.is_dir(follow_symlinks=False)]
-    except OSError:
-        return []
 
 
 def running_jobs(jar: Jar) -> dict[str, tuple[str, Path]]:
@@ -55,7 +49,7 @@ def running_jobs(jar: Jar) -> dict[str, tuple[str, Path]]:
     found = {}
     try:
         entries = list(os.scandir(jar.claimed))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
         return found
     for entry in entries:
         try:
@@ -67,39 +61,26 @@ def running_jobs(jar: Jar) -> dict[str, tuple[str, Path]]:
     return found
 
 
-def held_category(jar: Jar, worker: str, path: Path) -> str | None:
-    """The category of a job a worker holds at ``path`` (``job/C/N``; ``None`` for ``job/N``).
-
-    Read from the path below the worker's ``job/``, never from the parent's
-    name alone: a category may itself be called ``job``.
-    """
-    base = os.path.normpath(jar.worker_dir(worker) / WORKER_JOB)
-    parts = os.path.relpath(os.path.normpath(path), base).split(os.sep)
-    return parts[0] if len(parts) == 2 else None
-
-
 def locate(name: str, jar: Jar | None = None) -> Location | None:
     """Where job ``name`` is now, or ``None`` if it is nowhere in the jar."""
     jar = jar or Jar.from_config()
-    if not name or "/" in name or name in (".", ".."):
+    if not name or "/" in name or name in (".", "..") or "\x00" in name:
         return None
-    hit = _in_tree(jar.unclaimed, name, _subdirs(jar.unclaimed))
-    if hit:
-        return Location("unclaimed", hit[1], hit[0])
-    hit = _in_tree(jar.waiting, name, _subdirs(jar.waiting))
-    if hit:
-        return Location("waiting", hit[1], hit[0])
+    for state in (states.UNCLAIMED, states.WAITING):
+        hit = _in_tree(jar.state_dir(state), name)
+        if hit:
+            return Location(state, hit[1], hit[0])
     running = running_jobs(jar).get(name)
     if running and _exists(running[1]):
-        category = held_category(jar, running[0], running[1])
-        return Location("running", running[1], category, running[0])
+        worker_dir = jar.worker_dir(running[0])
+        return Location(states.RUNNING, running[1], held_category(worker_dir, running[1]),
+                        running[0])
     for worker in jar.workers():  # claimed but not yet linked, or link lost
-        base = jar.worker_dir(worker) / WORKER_JOB
-        hit = _in_tree(base, name, _subdirs(base))
+        hit = _in_tree(jar.worker_dir(worker) / WORKER_JOB, name)
         if hit:
-            return Location("running", hit[1], hit[0], worker)
-    for state in ("completed", "rejected", "limbo"):
-        path = getattr(jar, state) / name
+            return Location(states.RUNNING, hit[1], hit[0], worker)
+    for state in (states.COMPLETED, states.REJECTED, states.LIMBO):
+        path = jar.state_dir(state) / name
         if _exists(path):
             return Location(state, path)
     return None

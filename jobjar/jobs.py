@@ -4,6 +4,11 @@ All of it goes through the same files as everything else: ``find.locate``
 to see where a job is, a request file in ``cancel/`` that the worker running
 a job polls, and renames between the state directories.  There is no daemon
 to ask, so every function here works from any node that sees the jar.
+
+The record is the truth about a job that has left: a job whose record is
+final and whose file is nowhere in the jar (it deleted itself, or someone
+cleaned ``completed/``) has left the jar, and ``job_info`` and ``wait`` say
+so instead of calling it unknown or waiting for it forever.
 """
 
 from __future__ import annotations
@@ -13,27 +18,56 @@ import sys
 import time
 from pathlib import Path
 
-from . import records
-from .depend import fail_record, waiting_jobs
+from . import directives as jjdir
+from . import files, records, states
 from .errors import JobJarError
-from .find import Location, held_category, locate, running_jobs
-from .layout import Jar
+from .find import Location, locate, running_jobs
+from .layout import Jar, held_category, jobs_in
+from .naming import check_category, priority_of
 
 #: How many times a job that moves while we act on it is looked up again.
 RELOOK = 5
 #: Longest pause between two looks of ``wait``.
 MAX_POLL = 1.0
+#: ``reason`` of the record ``wait`` gives for a name no job had when it started.
+UNKNOWN = "no job of this name in the jar"
 
 
 class WaitTimeout(JobJarError):
     """``wait`` gave up before every job had left the jar."""
 
 
+def _final_record(name: str, jar: Jar) -> dict | None:
+    """The record of job ``name`` if it is final (the job has left the jar), else ``None``."""
+    if not name or "/" in name or "\x00" in name or name in (".", ".."):
+        return None
+    record = records.read(jar.record(name))
+    if record and record.get("status") in states.FINAL:
+        return record
+    return None
+
+
 def _find(name: str, jar: Jar) -> Location:
+    """Where job ``name`` is; a job gone from the jar with a final record is there too.
+
+    Such a job gets the state its status leads to (``completed`` or
+    ``rejected``) and ``path`` ``None``: its file is gone, its record stays.
+    """
     where = _locate(name, jar)
-    if where is None:
-        raise JobJarError(f"no job named {name!r} in {jar.home}")
-    return where
+    if where is not None:
+        return where
+    record = _final_record(name, jar)
+    if record is not None:
+        return Location(states.final_state(record["status"]), None, _category(record))
+    raise JobJarError(f"no job named {name!r} in {jar.home}")
+
+
+def _category(record: dict) -> str | None:
+    """The record's category if it is a valid one (a record is somebody's file)."""
+    try:
+        return check_category(record.get("category"))
+    except JobJarError:
+        return None
 
 
 def _locate(name: str, jar: Jar) -> Location | None:
@@ -60,27 +94,22 @@ def _flat(names) -> list[str]:
     return flat
 
 
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 def job_info(name: str, jar: Jar | None = None) -> dict:
     """Where job ``name`` is now and its record (``None`` if it has none yet).
 
     ``state`` is one of limbo, waiting, unclaimed, running, completed and
     rejected; a running job also has ``worker`` and ``running_for`` (seconds,
     by the jar's own clock, so a node with a wrong clock still gets it right).
+    A job that left the jar and whose file is gone has ``path`` ``None``.
     """
     jar = jar or Jar.from_config()
     where = _find(name, jar)
-    info = {"name": name, "state": where.state, "path": str(where.path),
+    info = {"name": name, "state": where.state,
+            "path": None if where.path is None else str(where.path),
             "category": where.category, "worker": where.worker, "running_for": None,
-            "cancel_requested": os.path.lexists(jar.cancel / name),
+            "cancel_requested": os.path.lexists(jar.cancel_request(name)),
             "record": records.read(jar.record(name))}
-    if where.state == "running":
+    if where.state == states.RUNNING:
         from .liveness import reading_now
 
         try:
@@ -91,6 +120,22 @@ def job_info(name: str, jar: Jar | None = None) -> dict:
     return info
 
 
+def _request_cancel(jar: Jar, name: str) -> Path:
+    """Create ``cancel/NAME`` (never through a planted link); return its path."""
+    request = jar.cancel_request(name)
+    for attempt in (1, 2):
+        try:
+            os.close(os.open(request, files.CREATE, 0o666))
+            break
+        except FileExistsError:  # already requested (or something is there: it counts)
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+            files.make_dir(jar.cancel)
+    return request
+
+
 def _cancel_one(name: str, jar: Jar, where: Location | None) -> str:
     """Cancel one job; say what happened.
 
@@ -99,34 +144,33 @@ def _cancel_one(name: str, jar: Jar, where: Location | None) -> str:
     renamed into ``completed/`` (the rename decides between us and a worker)
     and only then recorded, so the record never claims a job that still runs.
     """
-    if where is not None and where.state == "limbo":
+    if where is not None and where.state == states.LIMBO:
         raise JobJarError(f"job {name!r} is still being submitted (in limbo/)")
-    if where is not None and where.state in ("completed", "rejected"):
+    if where is not None and where.state in states.LEFT:
         return "already finished"
-    os.makedirs(jar.cancel, exist_ok=True)
-    request = jar.cancel / name
-    with open(request, "a"):
-        pass
+    request = _request_cancel(jar, name)
+    files.make_dir(jar.completed)  # a jar made by hand may lack it: the rename would fail
     for _ in range(RELOOK):
-        if where is None or where.state in ("completed", "rejected"):
+        if where is None or where.state in states.LEFT:
             break
-        if where.state == "running":
+        if where.state == states.RUNNING:
             return f"cancel requested (running on {where.worker})"
-        record = fail_record(jar, where.path, where.category, f"cancelled while {where.state}",
-                             "cancelled")
+        record = records.never_ran(where.path, where.category, priority_of(name),
+                                   states.CANCELLED, f"cancelled while {where.state}",
+                                   time.time(), records.carried_over(jar.record(name)))
         try:
             os.rename(where.path, jar.completed / name)
         except FileNotFoundError:  # claimed or released just now: look again
             where = _locate(name, jar)
             continue
         records.write(jar.record(name), record)
-        _unlink(request)
+        files.unlink(request)
         return "cancelled"
     else:
         return "cancel requested"
     # It finished before anyone saw the request: a stale request would
     # cancel the job at once if it were ever resubmitted.
-    _unlink(request)
+    files.unlink(request)
     return "already finished"
 
 
@@ -139,18 +183,12 @@ def _owned_by(path: Path, uid: int) -> bool:
 
 def jobs_in_jar(jar: Jar) -> list[Location]:
     """Every job still in the jar: waiting, unclaimed or running."""
-    found = [Location("waiting", p, c) for c, p in waiting_jobs(jar)]
-    for category in [None] + jar.categories():
-        try:
-            entries = list(os.scandir(jar.queue_dir(category)))
-        except FileNotFoundError:
-            continue
-        found += [Location("unclaimed", Path(e.path), category)
-                  for e in entries if not e.name.startswith(".")
-                  and not e.is_dir(follow_symlinks=False)]
+    found = [Location(state, path, category)
+             for state in (states.WAITING, states.UNCLAIMED)
+             for category, path in jobs_in(jar.state_dir(state))]
     for worker, path in running_jobs(jar).values():
-        category = held_category(jar, worker, path)
-        found.append(Location("running", path, category, worker))
+        category = held_category(jar.worker_dir(worker), path)
+        found.append(Location(states.RUNNING, path, category, worker))
     return found
 
 
@@ -171,8 +209,6 @@ def cancel_job(*names: str, category: str | None = None, mine: bool = False,
     if not names and category is None and not mine:
         raise JobJarError("name the jobs to cancel, or give a category or --mine")
     if category is not None:
-        from .naming import check_category
-
         check_category(category)
     targets = {n: _find(n, jar) for n in names}
     if category is not None or mine:
@@ -182,8 +218,42 @@ def cancel_job(*names: str, category: str | None = None, mine: bool = False,
                 continue
             if mine and not _owned_by(where.path, uid):
                 continue
+            if files.is_real_dir(where.path):  # not a job: a worker sets it aside
+                continue
             targets.setdefault(where.path.name, where)
     return [(name, _cancel_one(name, jar, where)) for name, where in targets.items()]
+
+
+def _resubmittable(name: str, jar: Jar) -> tuple[Location, dict, str | None]:
+    """Check that job ``name`` can run again; return where it is, its record, its category.
+
+    The category comes from the record, which is somebody's file: it is
+    checked like one typed on the command line, so ``../../x`` cannot move
+    the job out of the jar.
+    """
+    where = _find(name, jar)
+    if where.state == states.REJECTED:
+        raise JobJarError(f"job {name!r} was rejected (not a runnable job file) and cannot be "
+                          "resubmitted: fix the file and submit it again")
+    if where.state != states.COMPLETED:
+        raise JobJarError(f"job {name!r} has not finished (it is {where.state})")
+    if where.path is None:
+        raise JobJarError(f"job {name!r} has left the jar and its file is gone: "
+                          "it cannot be resubmitted")
+    record = records.read(jar.record(name))
+    try:
+        category = check_category(record.get("category")) if record else None
+    except JobJarError as exc:
+        raise JobJarError(f"job {name!r}: its record has a bad category: {exc}") from None
+    try:
+        with open(where.path, "rb") as src:
+            own = jjdir.parse(src.read(jjdir.HEAD_BYTES))
+    except (OSError, jjdir.DirectiveError):
+        own = jjdir.Directives()  # the worker will fail it with the reason
+    if name in own.dependencies:
+        raise JobJarError(f"job {name!r} depends on itself (#JJ --after): it would wait "
+                          "forever; it cannot be resubmitted")
+    return where, record or records.blank(name, category, priority_of(name)), category
 
 
 def resubmit_job(*names: str, jar: Jar | None = None) -> list[str]:
@@ -191,23 +261,19 @@ def resubmit_job(*names: str, jar: Jar | None = None) -> list[str]:
 
     The record is rewritten as ``retrying`` before the job moves, so that
     recovery and ``wait`` never take a job back in the jar for a finished
-    one; the worker then numbers the attempt and keeps the history.
+    one; the worker then numbers the attempt and keeps the history.  Every
+    job is checked before any moves.
     """
     jar = jar or Jar.from_config()
-    found = [(name, _find(name, jar)) for name in _flat(names)]
-    for name, where in found:
-        if where.state != "completed":
-            raise JobJarError(f"job {name!r} has not finished (it is {where.state})")
+    found = [(name, *_resubmittable(name, jar)) for name in _flat(names)]
     done = []
-    for name, where in found:
-        record = records.read(jar.record(name)) or {"name": name}
-        category = record.get("category")
-        _unlink(jar.cancel / name)  # an old request must not cancel the new attempt
-        record.update(status=records.PENDING, reason="resubmitted")
+    for name, where, record, category in found:
+        files.unlink(jar.cancel_request(name))  # an old request must not cancel the new attempt
+        record.update(name=name, category=category, status=states.PENDING, reason="resubmitted")
         records.write(jar.record(name), record)
         target = jar.queue_dir(category) / name
-        os.makedirs(target.parent, exist_ok=True)
         try:
+            files.make_dir(target.parent)
             os.rename(where.path, target)
         except FileNotFoundError:
             raise JobJarError(f"job {name!r} moved while it was being resubmitted") from None
@@ -220,16 +286,20 @@ def _left_jar(jar: Jar, name: str) -> dict | None:
 
     A job in ``completed/`` whose record is not final yet is still being
     cancelled (its request is there until the record is) or resubmitted
-    (``retrying``): wait for it to settle.
+    (``retrying``): wait for it to settle.  A final record of a job whose
+    file is nowhere (it deleted itself) also means it has left.
     """
-    if not (os.path.lexists(jar.completed / name) or os.path.lexists(jar.rejected / name)):
-        return None
+    in_left = os.path.lexists(jar.completed / name) or os.path.lexists(jar.rejected / name)
     record = records.read(jar.record(name))
     status = record.get("status") if record else None
     if status in records.FINAL:
-        return record
-    if status == records.PENDING or os.path.lexists(jar.cancel / name):
+        if in_left or _locate(name, jar) is None:
+            return record
         return None
+    if not in_left or status == records.PENDING or os.path.lexists(jar.cancel_request(name)):
+        return None
+    if record is None:  # a canceller may have written it and dropped its request just now
+        record = records.read(jar.record(name))
     return record or {"name": name, "status": None}  # left the jar without a record
 
 
@@ -248,25 +318,35 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _known(name: str, jar: Jar) -> bool:
+    try:
+        _find(name, jar)
+        return True
+    except JobJarError:
+        return False
+
+
 def wait(names: list[str] | None = None, timeout: float | None = None, progress: bool = False,
          jar: Jar | None = None) -> list[dict]:
     """Block until the jobs have left the jar; return their records, in order.
 
     ``names`` is a list of names (or one name).  Without names, waits for
     every job queued, waiting or running now (jobs submitted later are not
-    waited for).  The jar is polled, quickly at first and then once a
-    second.  With ``progress`` a live bar goes to standard error.  Raises
-    ``WaitTimeout`` after ``timeout`` seconds.
+    waited for).  A name no job had when the wait started is not waited
+    for: its record is ``{"name": ..., "status": None, "reason": UNKNOWN}``.
+    The jar is polled, quickly at first and then once a second.  With
+    ``progress`` a live bar goes to standard error.  Raises ``WaitTimeout``
+    after ``timeout`` seconds.
     """
     jar = jar or Jar.from_config()
     names = None if names is None else _flat(names)  # [] waits for nothing, None for all
     if names is not None:
-        for name in names:
-            _find(name, jar)
         order = list(dict.fromkeys(names))
     else:
         order = list(dict.fromkeys(where.path.name for where in jobs_in_jar(jar)))
-    pending, found = list(order), {}
+    found = {} if names is None else {name: {"name": name, "status": None, "reason": UNKNOWN}
+                                      for name in order if not _known(name, jar)}
+    pending = [name for name in order if name not in found]
     start = time.monotonic()
     interval = 0.02
     while True:
@@ -280,7 +360,7 @@ def wait(names: list[str] | None = None, timeout: float | None = None, progress:
         pending = still
         elapsed = time.monotonic() - start
         if progress:
-            failed = sum(r.get("status") != "succeeded" for r in found.values())
+            failed = sum(r.get("status") != states.SUCCEEDED for r in found.values())
             running = len(set(pending) & set(running_jobs(jar))) if pending else 0
             sys.stderr.write(progress_line(len(found), len(order), failed, running, elapsed))
             sys.stderr.flush()

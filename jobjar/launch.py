@@ -1,8 +1,18 @@
-"""Starting workers: detached in the background, or in the foreground.
+"""Starting workers and keeping this node's number of them: ``start_worker``, ``check_workers``.
 
 A detached worker runs in a new session with its standard streams away from
 the terminal; ``start_worker`` waits until the worker has created its
 directory, so that it can print the worker's name or the reason it failed.
+
+``check_workers`` keeps ``JJ_MAX_WORKERS`` workers running on this node.
+Cron runs it every few minutes, so workers come back after a reboot or a
+crash.  Only this node's workers are counted, and only those whose process
+is really theirs (see ``liveness``).  Runs on one node are serialised by a
+lock file in the workers' home (``.check.NODE.lock``), so two at once
+cannot start more than the limit; a node found over the limit (workers
+started by hand, or by an older version) gets ``STOP`` in its youngest
+workers' directories.  Directories of long-dead workers can be pruned; one
+that still holds a job is left for ``recover_jobs``.
 """
 
 from __future__ import annotations
@@ -16,10 +26,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from . import files
 from .config import load, overrides_as_env
 from .errors import JobJarError
-from .layout import WORKER_INFO, Jar
-from .naming import check_category
+from .layout import (
+    STOP,
+    STOP_ALL,
+    WORKER_EXITED,
+    WORKER_HEARTBEAT,
+    WORKER_INFO,
+    WORKER_LOG,
+    Jar,
+    checkout,
+    held_job,
+)
+from .liveness import is_alive_here, read_info
+from .naming import check_category, split_worker_name
 
 #: How long ``start_worker`` waits for a new worker to report in.
 START_TIMEOUT = 30.0
@@ -28,8 +50,9 @@ START_TIMEOUT = 30.0
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(overrides_as_env())
-    top = Path(__file__).resolve().parent.parent
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(top), env.get("PYTHONPATH")]))
+    top = checkout()  # installed: the package is importable as it is
+    if top is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(top), env.get("PYTHONPATH")]))
     return env
 
 
@@ -70,3 +93,130 @@ def start_worker(categories: list[str] | tuple[str, ...] = (), foreground: bool 
                 raise JobJarError(f"the worker did not start: {message}")
             time.sleep(0.01)
         raise JobJarError(f"the worker {name} did not report in within {START_TIMEOUT:g} s")
+
+
+# -- keeping JJ_MAX_WORKERS running ------------------------------------------------
+
+
+def live_workers(jar: Jar, node: str) -> list[str]:
+    """This node's workers that are alive now."""
+    return [w for w in jar.workers() if is_alive_here(jar, w, node)]
+
+
+def check_workers(prune_older_than: float | None = None, start: bool = True) -> dict:
+    """Start or stop workers until this node runs ``JJ_MAX_WORKERS``; report what was done.
+
+    Returns ``{"node", "max_workers", "alive", "started", "stopped", "pruned",
+    "stop_all"}``.  ``stopped`` are surplus workers asked to exit (``STOP``),
+    the youngest first; workers already stopping are not counted twice.
+    With ``STOP_ALL`` present nothing is started (new workers would exit at once).
+    """
+    config = load()
+    jar = Jar.from_config(config)
+    jar.ensure()
+    with _node_lock(jar, config.node):
+        alive = live_workers(jar, config.node)
+        report = {"node": config.node, "max_workers": config.max_workers, "alive": alive,
+                  "started": [], "stopped": [], "pruned": [],
+                  "stop_all": os.path.lexists(jar.worker_home / STOP_ALL)}
+        if prune_older_than is not None:
+            report["pruned"] = prune(jar, config.node, prune_older_than)
+        if not start:
+            return report
+        report["stopped"] = _stop_surplus(jar, alive, config.max_workers)
+        if report["stop_all"]:
+            return report
+        for _ in range(config.max_workers - len(alive)):
+            report["started"].append(start_worker())
+    return report
+
+
+class _node_lock:
+    """An exclusive ``flock`` on ``workers/.check.NODE.lock`` while ``check_workers`` runs.
+
+    Opened without following links (a planted link fails instead of locking,
+    or creating, someone else's file) and without blocking on a planted fifo.
+    """
+
+    def __init__(self, jar: Jar, node: str) -> None:
+        self.path = jar.worker_home / f".check.{node}.lock"
+        self.fd = -1
+
+    def __enter__(self) -> _node_lock:
+        import fcntl
+        import stat
+
+        flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            self.fd = os.open(self.path, flags, 0o666)
+            if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+                raise JobJarError(f"{self.path} is not a regular file: remove it")
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            self.__exit__()
+            raise JobJarError(f"cannot lock {self.path}: {exc.strerror}") from None
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _stop_surplus(jar: Jar, alive: list[str], limit: int) -> list[str]:
+    """Write ``STOP`` into the youngest live workers beyond ``limit``; return them."""
+    staying = [w for w in alive if not os.path.lexists(jar.worker_dir(w) / STOP)]
+    surplus = sorted(staying, key=lambda w: _age_key(jar, w), reverse=True)
+    stopped = []
+    for worker in surplus[:max(0, len(staying) - max(limit, 0))]:
+        from .control import stop_workers
+
+        stop_workers(worker, jar=jar)
+        stopped.append(worker)
+    return stopped
+
+
+def _age_key(jar: Jar, worker: str) -> tuple[float, int]:
+    """Sort key, larger is younger: the start in clock ticks (else wall clock), then the pid."""
+    from .liveness import number
+
+    info = read_info(jar.worker_dir(worker))
+    started = number(info.get("start_ticks"))
+    if started is None:
+        started = number(info.get("create_time"))
+    try:
+        pid = split_worker_name(worker)[1]
+    except ValueError:
+        pid = 0
+    return (started if started is not None else 0.0, pid)
+
+
+def prune(jar: Jar, node: str, older_than: float) -> list[str]:
+    """Remove this node's dead workers' directories untouched for ``older_than`` seconds."""
+    pruned = []
+    now = time.time()
+    for worker in jar.workers():
+        wdir = jar.worker_dir(worker)
+        if is_alive_here(jar, worker, node) is not False or held_job(wdir) is not None:
+            continue
+        newest = max((_mtime(wdir / f) for f in (WORKER_HEARTBEAT, WORKER_EXITED, WORKER_LOG)),
+                     default=0.0)
+        if now - newest < older_than:
+            continue
+        if os.path.lexists(jar.claimed_link(worker)):
+            continue
+        files.remove_tree(wdir)
+        for spare in jar.hidden_outputs(worker):
+            files.unlink(spare)
+        pruned.append(worker)
+    return pruned
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return os.lstat(path).st_mtime
+    except OSError:
+        return 0.0

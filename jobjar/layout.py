@@ -76,10 +76,22 @@ class Jar:
         return cls(config.home, config.worker_home)
 
     def ensure(self) -> None:
-        """Create the jar's directories if they are missing (idempotent)."""
+        """Create the jar's directories if they are missing (idempotent).
+
+        The jar itself is made with the creator's umask (copying the mode of
+        its parent would make a jar in ``/tmp`` writable by everyone); the
+        directories inside it take the jar's own permission bits, so a team
+        jar set up group-writable stays so whoever fills it in.
+        """
+        from .files import make_dir
+
+        os.makedirs(self.home, exist_ok=True)
         for name in STATE_DIRS:
-            os.makedirs(getattr(self, name), exist_ok=True)
-        os.makedirs(self.worker_home, exist_ok=True)
+            make_dir(getattr(self, name))
+        if self.worker_home.parent == self.home:
+            make_dir(self.worker_home)
+        else:  # elsewhere (JJ_WORKER_HOME): like the jar itself, with the umask
+            os.makedirs(self.worker_home, exist_ok=True)
 
     def queue_dir(self, category: str | None) -> Path:
         """The unclaimed jar of a category (``None``: uncategorized)."""
@@ -106,13 +118,39 @@ class Jar:
         """Default standard output and error files of a job."""
         return self.output / f"{name}.out", self.output / f"{name}.err"
 
-    def spare_outputs(self, worker: str) -> tuple[Path, Path]:
-        """A worker's reusable, hidden output files (``output/.spare.W.out``, ``.err``).
+    def hidden_output(self, worker: str, token: str, stream: str) -> Path:
+        """A new hidden file for one job's output: ``output/.W.TOKEN.out`` (or ``.err``).
 
-        A job writes into them; only output that is not empty is renamed to
-        the job's own name, so a silent job creates no files for its output.
+        A new, unpredictable name per job (``files.token``), created with
+        ``O_EXCL``: nothing an earlier job left running can write into it.
+        The worker renames it to ``NAME.out``/``.err`` when the job printed
+        something, and removes it otherwise.
         """
-        return (self.output / f".spare.{worker}.out", self.output / f".spare.{worker}.err")
+        return self.output / f".{worker}.{token}.{stream}"
+
+    def hidden_outputs(self, worker: str) -> list[Path]:
+        """The hidden output files a worker left (a dead worker's lost attempt).
+
+        Includes ``output/.spare.W.out``/``.err`` of workers of an older version.
+        """
+        mine, old = f".{worker}.", f".spare.{worker}."
+        found = []
+        try:
+            with os.scandir(self.output) as entries:
+                for entry in entries:
+                    if entry.name.startswith(old):
+                        rest = entry.name[len(old):]
+                    elif entry.name.startswith(mine):  # TOKEN.out: one more dot, no more
+                        rest = entry.name[len(mine):].partition(".")[2]
+                        if not entry.name[len(mine):].partition(".")[0].isalnum():
+                            continue
+                    else:
+                        continue
+                    if rest in ("out", "err"):
+                        found.append(Path(entry.path))
+        except OSError:
+            pass
+        return found
 
     def worker_dir(self, worker: str) -> Path:
         """The directory of worker ``node.pid``."""
@@ -128,10 +166,11 @@ class Jar:
             entries = os.scandir(self.worker_home)
         except FileNotFoundError:
             return []
-        with entries:  # NODE.PID: anything else there (notes.old/) is not a worker
+        # NODE.PID: anything else there (notes.old/) is not a worker, nor is a link
+        with entries:  # (workers/NODE.PID -> /home/alice must not be entered)
             return sorted(e.name for e in entries
                           if not e.name.startswith(".") and e.name.rpartition(".")[2].isdigit()
-                          and e.is_dir())
+                          and e.is_dir(follow_symlinks=False))
 
     def categories(self) -> list[str]:
         """Category directories that exist in the unclaimed jar."""

@@ -1,20 +1,27 @@
 """Is a worker alive?  Process checks on this node, heartbeats on any node.
 
-A worker records its pid and the process's start time (``create_time``) in
-``info.yaml`` when it starts.  On its own node, a worker is alive when a
-process with that pid exists *and* started at that time, so a recycled pid
-now owned by another program is not mistaken for the worker.  Other nodes'
-processes cannot be seen; there, the age of the ``heartbeat`` file, measured
-against the shared filesystem's own clock, is the only evidence.
+A worker records its pid and its process identity (``identity``) in
+``info.yaml`` when it starts: ``start_ticks``, the start time in clock
+ticks since boot from ``/proc/PID/stat`` (no wall clock involved, so a
+clock step cannot change it; compared exactly), and, for workers of older
+versions sharing the jar, ``create_time`` (wall-clock seconds).  Readers
+prefer ``start_ticks`` and fall back to ``create_time``.  On its own node, a
+worker is alive when a process with that pid exists *and* has that
+identity, so a recycled pid now owned by another program is not mistaken
+for the worker.  Other nodes' processes cannot be seen; there, the age of
+the ``heartbeat`` file, measured against the shared filesystem's own clock,
+is the only evidence.  Numbers read from ``info.yaml`` are checked: a
+forged one means "unknown", never a crash.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
 
-from . import records
+from . import files, records
 from .layout import WORKER_EXITED, WORKER_HEARTBEAT, WORKER_INFO, Jar
 from .naming import split_worker_name
 
@@ -32,13 +39,86 @@ def process_start_time(pid: int) -> float | None:
         return None
 
 
+def start_ticks(pid: int) -> int | None:
+    """Process ``pid``'s start time in clock ticks since boot (``None``: unknown).
+
+    Field 22 of ``/proc/PID/stat``; the command name (field 2) may hold
+    spaces and parentheses, so fields are counted after its last ``)``.
+    A zombie counts as gone.
+    """
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as stat_file:
+            data = stat_file.read()
+    except (OSError, ValueError, OverflowError):
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    try:
+        if fields[0] in (b"Z", b"X"):
+            return None
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def identity(pid: int) -> dict:
+    """The fields that identify process ``pid`` in a worker's ``info.yaml``.
+
+    ``{"start_ticks": int | None, "create_time": float | None}``: the first
+    is clock-independent and preferred; the second is what older versions
+    read.  A worker writes both (``info.update(identity(os.getpid()))``).
+    """
+    return {"start_ticks": start_ticks(pid), "create_time": process_start_time(pid)}
+
+
+def number(value: object) -> float | None:
+    """A finite number read from a file, else ``None`` (a forged value means unknown)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def same_process(info: dict, pid: int) -> bool | None:
+    """Is ``pid`` the process ``info`` describes?  ``None`` when ``info`` cannot tell.
+
+    ``start_ticks`` is compared exactly; without it (a worker of an older
+    version) ``create_time`` is compared within 0.05 s.  A field that is not
+    a number (a forged or damaged file) makes the answer unknown.
+    """
+    ticks = info.get("start_ticks")
+    if ticks is not None:
+        if isinstance(ticks, bool) or not isinstance(ticks, int):
+            return None
+        now_ticks = start_ticks(pid)
+        if now_ticks is not None:
+            return now_ticks == ticks
+        if process_start_time(pid) is None:
+            return False
+        # /proc cannot be read here: fall back to the wall-clock field
+    if info.get("create_time") is None:
+        return None
+    recorded = number(info.get("create_time"))
+    if recorded is None:
+        return None
+    started = process_start_time(pid)
+    if started is None:
+        return False
+    return abs(recorded - started) < 0.05
+
+
 def read_info(worker_dir: Path) -> dict:
-    """The worker's ``info.yaml`` (empty if missing or unreadable)."""
-    return records.read(worker_dir / WORKER_INFO) or {}
+    """The worker's ``info.yaml`` (empty if missing, unreadable or not a mapping)."""
+    info = records.read(worker_dir / WORKER_INFO)
+    return info if isinstance(info, dict) else {}
 
 
 def is_alive_here(jar: Jar, worker: str, node: str) -> bool | None:
-    """On this node: is worker ``node.pid`` alive?  ``None`` if it is elsewhere."""
+    """On this node: is worker ``node.pid`` alive?  ``None``: elsewhere, or cannot tell.
+
+    "Cannot tell" is a worker directory whose ``info.yaml`` holds no usable
+    identity (forged or damaged): it is neither counted as a live worker nor
+    recovered as a dead one.
+    """
     try:
         wnode, pid = split_worker_name(worker)
     except ValueError:
@@ -48,16 +128,21 @@ def is_alive_here(jar: Jar, worker: str, node: str) -> bool | None:
     wdir = jar.worker_dir(worker)
     if os.path.exists(wdir / WORKER_EXITED):
         return False
-    started = process_start_time(pid)
-    if started is None:
+    if start_ticks(pid) is None and process_start_time(pid) is None:
         return False
-    recorded = read_info(wdir).get("create_time")
-    if recorded is None:  # starting up: info not written yet; trust the pid if young
-        try:
-            return abs(os.stat(wdir).st_mtime - started) < 5
-        except OSError:
-            return False
-    return abs(float(recorded) - started) < 0.05
+    info = read_info(wdir)
+    if "start_ticks" not in info and "create_time" not in info:
+        return _young(wdir, pid)
+    return same_process(info, pid)
+
+
+def _young(wdir: Path, pid: int) -> bool:
+    """A worker starting up (no ``info.yaml`` yet): trust the pid if it is as young as the dir."""
+    started = process_start_time(pid)
+    try:
+        return started is not None and abs(os.stat(wdir).st_mtime - started) < 5
+    except OSError:
+        return False
 
 
 def filesystem_now(directory: Path) -> float:
@@ -67,18 +152,19 @@ def filesystem_now(directory: Path) -> float:
     server's "now", comparable with other files' mtimes whatever our own
     clock says.
     """
-    probe = directory / f".clock.{os.uname().nodename}.{os.getpid()}"
+    # An unpredictable name created with O_EXCL|O_NOFOLLOW: a link planted at
+    # a guessable name would make us truncate its target.
+    probe = directory / f".clock.{os.getpid()}.{files.token()}.tmp"
     try:
-        with open(probe, "w"):
-            pass
-        return os.stat(probe).st_mtime
+        os.close(os.open(probe, files.CREATE, 0o600))
+    except OSError:
+        return time.time()
+    try:
+        return os.lstat(probe).st_mtime
     except OSError:
         return time.time()
     finally:
-        try:
-            os.unlink(probe)
-        except OSError:
-            pass
+        files.unlink(probe)
 
 
 def reading_now(jar: Jar) -> float:
@@ -93,7 +179,7 @@ def reading_now(jar: Jar) -> float:
     newest = 0.0
     for worker in jar.workers():
         try:
-            newest = max(newest, os.stat(jar.worker_dir(worker) / WORKER_HEARTBEAT).st_mtime)
+            newest = max(newest, os.lstat(jar.worker_dir(worker) / WORKER_HEARTBEAT).st_mtime)
         except OSError:
             continue
     return max(time.time(), newest)
@@ -102,6 +188,6 @@ def reading_now(jar: Jar) -> float:
 def heartbeat_age(jar: Jar, worker: str, now: float) -> float | None:
     """Seconds since the worker last touched its heartbeat (``None``: never)."""
     try:
-        return now - os.stat(jar.worker_dir(worker) / WORKER_HEARTBEAT).st_mtime
+        return now - os.lstat(jar.worker_dir(worker) / WORKER_HEARTBEAT).st_mtime
     except OSError:
         return None

@@ -17,6 +17,9 @@ from .errors import JobJarError
 #: Submitted priorities must lie in this range (hand-named files are clamped).
 MAX_PRIORITY = 10**9
 
+#: Longest job name that still leaves room for ``results/NAME.yaml`` in 255 bytes.
+MAX_NAME_BYTES = 250
+
 #: Longest category, identifier or node name we accept: with the rest of a
 #: unique name it must stay below the 255-byte limit of most filesystems.
 MAX_WORD = 100

@@ -93,7 +93,7 @@ class Watcher:
                     path = self.watches.pop(wd, None)
                     self.paths.discard(path)
                     continue
-                if wd in self.watches:
+                if wd in self.watches and name:  # nameless: about the directory itself
                     events.append((self.watches[wd], os.fsdecode(name)))
 
     def close(self) -> None:

@@ -88,18 +88,50 @@ def write(path: Path, record: dict) -> None:
         files.write_new(path, data)
 
 
+#: A record is small; anything bigger is not one of ours (and is not read whole).
+MAX_BYTES = 1 << 20
+_READ = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _read_text(path: Path) -> str | None:
+    """The text of a regular file at ``path``, never through a link, a fifo or a device.
+
+    Someone may put a fifo where a record belongs: a plain ``open`` would
+    block the worker that reads it for good.
+    """
+    import stat
+
+    try:
+        fd = os.open(path, _READ)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
+            return None
+        data = os.read(fd, info.st_size + 4096)  # (it may have grown since: read a little more)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_BYTES:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def read(path: Path) -> dict | None:
     """Read a record, or ``None`` if there is none (or it is unreadable)."""
-    try:
-        with open(path, encoding="utf-8") as src:
-            text = src.read()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except (OSError, UnicodeDecodeError):
+    text = _read_text(path)
+    if text is None:
         return None
     record = {}
     try:
-        for line in text.splitlines():
+        for line in text.split("\n"):  # not splitlines(): U+2028 may sit in a value
+            if not line:
+                continue
             key, _, value = line.partition(": ")
             record[key] = json.loads(value)
         return record

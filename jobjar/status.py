@@ -5,51 +5,51 @@ vanishes mid-listing is simply not counted.  Queued jobs are counted from
 directory listings and their priorities read from their names, so a jar
 with 100,000 queued jobs is summarised without a ``stat`` per job; finished
 jobs are summarised from their records (one small read each).
+
+Everything it reads may have been written by someone else, carelessly or on
+purpose: a directory it may not read is reported (``unreadable``), never a
+crash, and a field of a record or of a worker's ``info.yaml`` of the wrong
+type is shown as unknown (``None``), never trusted.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from pathlib import Path
 
-from . import records
+from . import records, states
 from .config import load
 from .control import is_paused, is_stopped
 from .find import running_jobs
-from .layout import PAUSE_ALL, STOP_ALL, WORKER_EXITED, Jar, held_job
+from .layout import GLOBAL_CONTROLS, WORKER_EXITED, Jar, held_job
 from .liveness import heartbeat_age, is_alive_here, read_info, reading_now
 from .naming import priority_of, split_worker_name
 
 #: How many recent failures the status lists.
 RECENT = 10
+#: Fields of a record shown among the recent failures.
+FAILURE_FIELDS = ("name", "status", "finished", "exit_code", "signal", "reason", "worker")
 
 
-def _names(path) -> list[str]:
-    try:
-        with os.scandir(path) as entries:
-            return [e.name for e in entries if not e.name.startswith(".")
-                    and not e.is_dir(follow_symlinks=False)]
-    except (FileNotFoundError, NotADirectoryError):
-        return []
+class Unreadable(list):
+    """The directories of the jar that could not be listed, as paths relative to the jar."""
+
+    def __init__(self, jar: Jar) -> None:
+        super().__init__()
+        self.jar = jar
+
+    def add(self, path: Path | str) -> None:
+        """Note ``path`` (once)."""
+        where = os.path.relpath(path, self.jar.home)
+        where = str(path) if where.startswith("..") else where
+        if where not in self:
+            self.append(where)
 
 
-def _dirs(path) -> list[str]:
-    try:
-        with os.scandir(path) as entries:
-            return sorted(e.name for e in entries if not e.name.startswith(".")
-                          and e.is_dir(follow_symlinks=False))
-    except FileNotFoundError:
-        return []
-
-
-def _queue_summary(names: list[str]) -> dict:
-    priorities = [priority_of(n) for n in names]
-    return {"count": len(names), "min_priority": min(priorities, default=None),
-            "max_priority": max(priorities, default=None)}
-
-
-def _scan_queue(path) -> tuple[list[str], list[str], list[os.DirEntry]]:
-    """One listing of a queue directory: job names, subdirectories, dot-files."""
+def _scan(path: Path, unreadable: Unreadable) -> tuple[list[str], list[str], list[os.DirEntry]]:
+    """One listing of a directory: file names, real subdirectories, dot-entries."""
     names, dirs, dots = [], [], []
     try:
         with os.scandir(path) as entries:
@@ -62,82 +62,156 @@ def _scan_queue(path) -> tuple[list[str], list[str], list[os.DirEntry]]:
                     names.append(entry.name)
     except (FileNotFoundError, NotADirectoryError):
         pass
+    except OSError:  # made unreadable by its owner, or a broken mount
+        unreadable.add(path)
     return names, sorted(dirs), dots
 
 
-def queued(jar: Jar) -> tuple[dict, list[os.DirEntry]]:
-    """Unclaimed jobs per category (``""`` is uncategorized), and the dot-files among them.
+def _text(value: object) -> str | None:
+    """A string field read from a file, or ``None`` if it is not a string."""
+    return value if isinstance(value, str) else None
 
-    Each queue directory is listed once (at 100,000 queued jobs a listing is
-    most of the cost of a status).
+
+def _integer(value: object) -> int | None:
+    """An integer field read from a file, or ``None`` if it is not an integer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _positive(value: object, default: float) -> float:
+    """A positive, finite number read from a file, else ``default``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if 0 < value < math.inf:
+            return float(value)
+    return default
+
+
+def _queue_summary(names: list[str]) -> dict:
+    priorities = [priority_of(n) for n in names]
+    return {"count": len(names), "min_priority": min(priorities, default=None),
+            "max_priority": max(priorities, default=None)}
+
+
+def _tree(top: Path, unreadable: Unreadable) -> tuple[dict[str, list[str]], list[os.DirEntry]]:
+    """Job names per category (``""``: uncategorized) under a state directory, and dot-entries.
+
+    ``layout.jobs_in`` walks the same tree, but silently skips what it cannot
+    read, and drops the dot-files; this listing reports the first and keeps
+    the second, and still lists each directory exactly once (at 100,000
+    queued jobs a listing is most of the cost of a status).
     """
-    names, subdirs, dots = _scan_queue(jar.unclaimed)
-    categories = {"": _queue_summary(names)}
-    for category in subdirs:
-        names, _, more = _scan_queue(jar.unclaimed / category)
-        categories[category] = _queue_summary(names)
+    names, categories, dots = _scan(top, unreadable)
+    found = {"": names}
+    for category in categories:
+        names, _, more = _scan(top / category, unreadable)
+        found[category] = names
         dots += more
+    return found, dots
+
+
+def queued(jar: Jar, unreadable: Unreadable | None = None) -> tuple[dict, list[os.DirEntry]]:
+    """Unclaimed jobs per category (``""`` is uncategorized), and the dot-files among them."""
+    unreadable = Unreadable(jar) if unreadable is None else unreadable
+    found, dots = _tree(jar.unclaimed, unreadable)
+    categories = {category: _queue_summary(names) for category, names in found.items()}
     summary = {"total": sum(c["count"] for c in categories.values()), "categories": categories}
     return summary, dots
 
 
-def finished(jar: Jar) -> tuple[dict, list[dict]]:
+def waiting(jar: Jar, unreadable: Unreadable) -> int:
+    """Jobs waiting for their dependencies, all categories."""
+    found, _ = _tree(jar.waiting, unreadable)
+    return sum(len(names) for names in found.values())
+
+
+def _failure(record: dict, status: str) -> dict:
+    """The fields of a failed job's record that the status lists, each of its expected type."""
+    failure = {k: _text(record.get(k)) for k in FAILURE_FIELDS}
+    failure.update(status=status, exit_code=_integer(record.get("exit_code")),
+                   signal=_integer(record.get("signal")))
+    return failure
+
+
+def finished(jar: Jar, unreadable: Unreadable | None = None) -> tuple[dict, list[dict]]:
     """Counts of completed jobs by status, and the most recent failures."""
     counts: dict[str, int] = {}
     failures = []
-    for name in _names(jar.completed):
+    names, _, _ = _scan(jar.completed, unreadable if unreadable is not None else Unreadable(jar))
+    for name in names:
         record = records.read(jar.record(name)) or {}
-        status = record.get("status") or "unknown"
+        status = _text(record.get("status")) or "unknown"
         counts[status] = counts.get(status, 0) + 1
-        if status not in ("succeeded", "unknown"):
-            failures.append({k: record.get(k) for k in (
-                "name", "status", "finished", "exit_code", "signal", "reason", "worker")})
-    failures.sort(key=lambda r: r.get("finished") or "")
+        if status not in (states.SUCCEEDED, "unknown"):
+            failures.append(_failure(record, status))
+    failures.sort(key=lambda r: r["finished"] or "")
     total = sum(counts.values())
-    succeeded = counts.pop("succeeded", 0)
-    failed = counts.pop("failed", 0)
+    succeeded = counts.pop(states.SUCCEEDED, 0)
+    failed = counts.pop(states.FAILED, 0)
     return ({"total": total, "succeeded": succeeded, "failed": failed, "other": counts},
             failures[-RECENT:][::-1])
 
 
-def worker_states(jar: Jar, node: str, now_fs: float) -> tuple[list[dict], list[dict]]:
+def _alive(jar: Jar, worker: str, node: str) -> bool | None:
+    """``is_alive_here``, with a forged ``info.yaml`` counted as "cannot tell"."""
+    try:
+        return is_alive_here(jar, worker, node)
+    except (ValueError, TypeError, OverflowError):  # create_time: "x", a list, 1e999
+        return None
+
+
+def _worker_state(jar: Jar, wdir: Path, alive: bool | None, age: float | None,
+                  interval: float, held: bool) -> str:
+    """One worker's state (the table in ``docs/operating.md``)."""
+    if os.path.exists(wdir / WORKER_EXITED):
+        return "exited"
+    if alive is False:
+        return "dead"
+    if alive is None and (age is None or age > max(3 * interval, 60)):
+        return "unresponsive"
+    if is_stopped(jar, wdir):
+        return "stopping"
+    if held:
+        return "working"
+    return "paused" if is_paused(jar, wdir) else "idle"
+
+
+def _categories(value: object) -> list[str] | None:
+    """A worker's categories from its ``info.yaml``: a list of strings, else ``None``."""
+    if isinstance(value, list) and all(isinstance(c, str) for c in value):
+        return value
+    return None
+
+
+def worker_states(jar: Jar, node: str, now_fs: float,
+                  unreadable: Unreadable | None = None) -> tuple[list[dict], list[dict]]:
     """Every worker's state, and the jobs stranded by dead ones (``now_fs``: the jar's clock)."""
     busy = {worker for worker, _path in running_jobs(jar).values()}
     workers, stranded = [], []
-    for worker in jar.workers():
+    try:
+        names = jar.workers()
+    except OSError:
+        names = []
+        if unreadable is not None:
+            unreadable.add(jar.worker_home)
+    for worker in names:
         wdir = jar.worker_dir(worker)
         info = read_info(wdir)
         try:
             wnode, pid = split_worker_name(worker)
         except ValueError:
             continue
-        alive = is_alive_here(jar, worker, node)
         age = heartbeat_age(jar, worker, now_fs)
-        interval = float(info.get("heartbeat") or 30)
         held = held_job(wdir)
-        entry = {"name": worker, "node": wnode, "pid": pid, "categories": info.get("categories"),
-                 "started": info.get("started"), "heartbeat_age": _round(age),
-                 "job": held[1].name if held else None, "running_for": None}
-        if (wdir / WORKER_EXITED).exists():
-            state = "exited"
-        elif alive is False:
-            state = "dead"
-        elif alive is None and (age is None or age > max(3 * interval, 60)):
-            state = "unresponsive"
-        elif is_stopped(jar, wdir):
-            state = "stopping"
-        elif held:
-            state = "working"
-        elif is_paused(jar, wdir):
-            state = "paused"
-        else:
-            state = "idle"
+        state = _worker_state(jar, wdir, _alive(jar, worker, node), age,
+                              _positive(info.get("heartbeat"), 30.0), held is not None)
+        entry = {"name": worker, "node": wnode, "pid": pid,
+                 "categories": _categories(info.get("categories")),
+                 "started": _text(info.get("started")), "heartbeat_age": _round(age),
+                 "job": held[1].name if held else None, "running_for": None, "state": state}
         if held and worker in busy:
             try:
                 entry["running_for"] = _round(now_fs - os.lstat(jar.claimed_link(worker)).st_mtime)
             except OSError:
                 pass
-        entry["state"] = state
         workers.append(entry)
         if held and state in ("dead", "exited", "unresponsive"):
             stranded.append({"job": held[1].name, "worker": worker, "worker_state": state})
@@ -148,12 +222,13 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(max(0.0, value), 1)
 
 
-def rejected(jar: Jar) -> list[dict]:
+def rejected(jar: Jar, unreadable: Unreadable | None = None) -> list[dict]:
     """Files set aside instead of run, with the reason from their record."""
+    names, dirs, _ = _scan(jar.rejected, unreadable if unreadable is not None else Unreadable(jar))
     found = []
-    for name in sorted(_names(jar.rejected)) + sorted(_dirs(jar.rejected)):
+    for name in sorted(names) + dirs:
         record = records.read(jar.record(name)) or {}
-        found.append({"name": name, "reason": record.get("reason")})
+        found.append({"name": name, "reason": _text(record.get("reason"))})
     return found
 
 
@@ -175,6 +250,14 @@ def hidden(jar: Jar, dots: list[os.DirEntry], now: float) -> list[dict]:
     return found[:RECENT]
 
 
+def _now(jar: Jar) -> float:
+    """``reading_now``, or this node's clock if the workers' directory cannot be read."""
+    try:
+        return reading_now(jar)
+    except OSError:
+        return time.time()
+
+
 def system_status() -> dict:
     """The whole status as a dict (the schema is in ``docs/operating.md``)."""
     config = load()
@@ -184,19 +267,22 @@ def system_status() -> dict:
 
         raise JobJarError(f"no jar at {jar.home} (nothing was submitted or started there; "
                           "check JJ_HOME)")
-    completed, failures = finished(jar)
-    now_fs = reading_now(jar)  # read-only: no probe file for the server's clock
-    unclaimed, dots = queued(jar)
-    workers, stranded = worker_states(jar, config.node, now_fs)
-    waiting = len(_names(jar.waiting)) + sum(len(_names(jar.waiting / c))
-                                             for c in _dirs(jar.waiting))
+    unreadable = Unreadable(jar)
+    completed, failures = finished(jar, unreadable)
+    now_fs = _now(jar)  # read-only: no probe file for the server's clock
+    unclaimed, dots = queued(jar, unreadable)
+    workers, stranded = worker_states(jar, config.node, now_fs, unreadable)
+    limbo, _, _ = _scan(jar.limbo, unreadable)
     return {
         "jar": str(jar.home), "worker_home": str(jar.worker_home), "node": config.node,
         "time": records.utc_iso(time.time()),
-        "control": {"stop_all": (jar.worker_home / STOP_ALL).exists(),
-                    "pause_all": (jar.worker_home / PAUSE_ALL).exists()},
-        "jobs": {"limbo": len(_names(jar.limbo)), "waiting": waiting, "unclaimed": unclaimed,
-                 "running": sum(1 for w in workers if w["job"]), "completed": completed,
-                 "rejected": rejected(jar), "hidden": hidden(jar, dots, now_fs)},
+        "control": {name.lower(): os.path.exists(jar.worker_home / name)
+                    for name in GLOBAL_CONTROLS},
+        "jobs": {states.LIMBO: len(limbo), states.WAITING: waiting(jar, unreadable),
+                 states.UNCLAIMED: unclaimed,
+                 states.RUNNING: sum(1 for w in workers if w["job"]),
+                 states.COMPLETED: completed, states.REJECTED: rejected(jar, unreadable),
+                 "hidden": hidden(jar, dots, now_fs)},
         "workers": workers, "stranded": stranded, "recent_failures": failures,
+        "unreadable": sorted(unreadable),
     }

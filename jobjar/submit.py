@@ -13,14 +13,28 @@ import stat
 from pathlib import Path
 
 from . import directives as jjdir
-from . import faults
+from . import faults, files
 from .config import Config, load
-from .errors import SubmitError
-from .layout import Jar
+from .errors import JobJarError, SubmitError
+from .layout import STATE_DIRS, Jar
 from .naming import check_category, check_priority, unique_name
 
-#: Names of the per-job keyword options shared by every submission function.
-OPTION_NAMES = ("timeout", "retries", "after", "after_any", "output", "error")
+#: Names of the per-job keyword options shared by every submission function
+#: (every ``#JJ`` option but the ones ``--array`` sets).
+OPTION_NAMES = tuple(o.name for o in jjdir.OPTIONS if o.help is not None)
+
+
+class PartialSubmitError(SubmitError):
+    """Some jobs of an array or a list were submitted, then submission failed.
+
+    ``submitted`` holds their names (they are queued and will run: submit
+    only the others again); ``total`` is how many were asked for.
+    """
+
+    def __init__(self, message: str, submitted: list[str], total: int) -> None:
+        super().__init__(message)
+        self.submitted = submitted
+        self.total = total
 
 
 def unique_job_name(priority: int = 0, id: str | None = None) -> str:
@@ -40,11 +54,11 @@ def _options(jar: Jar, extra: dict) -> jjdir.Directives:
         raise SubmitError(f"unknown option(s): {', '.join(sorted(unknown))}")
     opts = jjdir.Directives()
     for name, value in extra.items():
-        if value is None or (name == "retries" and value == 0):
+        if value is None:
             continue
-        if name in ("output", "error") and str(value):  # "" stays "" and is refused
+        if jjdir.BY_NAME[name].names_file and str(value):  # "" stays "" and is refused
             value = os.path.abspath(os.path.expanduser(str(value)))
-        setattr(opts, name, jjdir.check(name, value))
+        opts.set(name, value)
     _check_dependencies(jar, opts)
     return opts
 
@@ -148,6 +162,9 @@ def write_job(content: bytes, priority: int = 0, id: str | None = None,
     priority = check_priority(priority)
     category = check_category(category)
     name = unique_name(config.node, priority, id)
+    if len(os.fsencode(name)) > jjdir.MAX_NAME_BYTES:  # no room for results/NAME.yaml
+        raise SubmitError(f"the job's name would be longer than {jjdir.MAX_NAME_BYTES} bytes: "
+                          "use a shorter identifier")
     if waits is None:
         waits = bool(opts and opts.dependencies)
     target_dir = jar.waiting_dir(category) if waits else jar.queue_dir(category)
@@ -182,13 +199,19 @@ def _write_limbo(jar: Jar, path: Path, content: bytes) -> None:
         os.close(fd)
         _discard(path)
         reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror
-        raise SubmitError(
-            f"cannot write the job in {jar.limbo}: {reason}; nothing submitted") from None
+        raise SubmitError(f"cannot write the job in {jar.limbo}: {reason}") from None
 
 
 def _ensure(jar: Jar) -> None:
+    """Create the jar's directories, each with its parent's permission bits.
+
+    Not ``os.makedirs``: with the submitter's ``umask 077`` that would make
+    directories the rest of a team cannot use (``files.make_dir``).
+    """
     try:
-        jar.ensure()
+        for name in STATE_DIRS:
+            files.make_dir(jar.home / name)
+        files.make_dir(jar.worker_home)
     except OSError as exc:
         raise SubmitError(f"cannot create the jar at {jar.home}: {exc.strerror}") from None
 
@@ -199,13 +222,13 @@ def _rename_into(src: Path, dst: Path) -> None:
     except FileNotFoundError:
         if not os.path.exists(src):
             raise
-        os.makedirs(dst.parent, exist_ok=True)  # a new category
+        files.make_dir(dst.parent)  # a new category: as usable as its parent
         os.rename(src, dst)
 
 
 def _discard(path: Path) -> None:
     try:
-        os.unlink(path)
+        files.unlink(path)
     except OSError:
         pass
 
@@ -255,17 +278,54 @@ def _submit_each(make, opts: jjdir.Directives, array: str | None, priority, id, 
                  config: Config | None = None) -> str | list[str]:
     """Submit one job, or one per array index (``make`` builds the file each time)."""
     if array is None:
-        return write_job(make(), priority, id, category, opts, jar, waits, config)
-    names = []
-    for index in parse_array(array):
+        return _write_all([make], lambda build: write_job(build(), priority, id, category, opts,
+                                                          jar, waits, config))[0]
+    indexes = parse_array(array)
+
+    def one(index: int) -> str:
         opts.array_index = index
-        names.append(write_job(make(), priority, id, category, opts, jar, waits, config))
+        return write_job(make(), priority, id, category, opts, jar, waits, config)
+
+    return _write_all(list(indexes), one, lambda done: _rest_of_array(indexes, done))
+
+
+def _rest_of_array(indexes: range, done: int) -> str:
+    rest = indexes[done:]
+    step = f":{rest.step}" if rest.step != 1 else ""
+    return f"; the rest is --array {rest[0]}-{rest[-1]}{step}"
+
+
+def _write_all(items: list, write_one, rest=None) -> list[str]:
+    """Submit one job per item; if one fails, say exactly which ones were submitted.
+
+    Jobs already submitted stay (workers may be running them): the error is
+    a ``PartialSubmitError`` that carries their names and says how many of
+    how many, so that a retry submits only the others and nothing runs twice.
+    """
+    names: list[str] = []
+    for item in items:
+        try:
+            names.append(write_one(item))
+        except (JobJarError, KeyboardInterrupt) as exc:  # Ctrl-C half-way through an array too
+            if not names:
+                if isinstance(exc, SubmitError):
+                    raise SubmitError(f"{exc}; nothing submitted") from None
+                raise
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            hint = rest(len(names)) if rest else ""
+            raise PartialSubmitError(f"{why}; {len(names)} of {len(items)} jobs submitted{hint}",
+                                     names, len(items)) from None
     return names
 
 
 def submit_from_file(path: str | os.PathLike, priority: int = 0, id: str | None = None,
                      category: str | None = None, **options) -> list[str]:
-    """Submit one job per non-empty line of a text file (``-`` is stdin)."""
+    """Submit one job per non-empty line of a text file (``-`` is stdin).
+
+    Every line is checked before any job is submitted: a bad one (a NUL
+    byte) submits nothing.  A failure half-way (a full disk) raises
+    ``PartialSubmitError`` with the names already submitted.
+    """
     import sys
 
     try:
@@ -276,12 +336,18 @@ def submit_from_file(path: str | os.PathLike, priority: int = 0, id: str | None 
                 text = src.read()
     except OSError as exc:
         raise SubmitError(f"{path}: {exc.strerror}") from None
-    lines = [line for line in text.splitlines() if line.strip()]
     config = load()
     jar = Jar.from_config(config)
     opts = _options(jar, options)
-    return [write_job(_script(line, opts), priority, id, category, opts, jar, config=config)
-            for line in lines]
+    scripts = []  # every line is checked before any job is submitted: all or nothing
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                scripts.append(_script(line, opts))
+            except SubmitError as exc:
+                raise SubmitError(f"{path}, line {number}: {exc}; nothing submitted") from None
+    return _write_all(scripts, lambda script: write_job(script, priority, id, category, opts,
+                                                         jar, config=config))
 
 
 #: The most jobs one ``--array`` may submit (a typo must not fill a disk).

@@ -20,36 +20,40 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
+import stat
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
-from . import control, depend, execute, faults, records
+from . import control, depend, execute, faults, files, liveness, records, states
 from . import directives as jjdir
-from .claim import QueueView
+from .claim import BLOCKED, QueueView
 from .config import Config, load
 from .errors import JobJarError
 from .layout import (
+    CONTROL_FILES,
+    SPARE_SCRATCH,
+    WORKER_CONTROLS,
     WORKER_EXITED,
     WORKER_HEARTBEAT,
     WORKER_INFO,
-    WORKER_JOB,
     WORKER_LOG,
     WORKER_SCRATCH,
     Jar,
+    checkout,
     held_job,
+    held_path,
     relative_target,
+    subdirs,
 )
-from .naming import priority_of
+from .naming import printable, priority_of
 from .notify import Watcher
 
 #: Longest sleep between checks of a cancel request or control file while idle.
 MAX_JITTER = 10.0
-#: The empty scratch directory kept between jobs (a dot-file: not part of the protocol).
-SPARE_SCRATCH = ".scratch-spare"
 #: Shortest idle sleep, whatever JJ_PAUSE_TIME says.
 MIN_SLEEP = 0.05
 #: Longest job name that still leaves room for ``results/NAME.yaml`` in 255 bytes.
@@ -58,15 +62,44 @@ MAX_NAME_BYTES = 250
 
 def job_search_path() -> dict[str, str]:
     """Environment additions so that jobs find ``submit_job`` and ``import jobjar``."""
-    top = Path(__file__).resolve().parent.parent
+    top = checkout()
     env = dict(os.environ)
     paths = []
-    if (top / "bin" / "submit_job").exists():  # running from a checkout
+    if top is not None:  # running from a checkout
         paths.append(str(top / "bin"))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(top), env.get("PYTHONPATH")]))
     paths.append(os.path.dirname(sys.executable))
     env["PATH"] = os.pathsep.join(paths + [env.get("PATH", "/usr/bin:/bin")])
     return env
+
+
+class Result(NamedTuple):
+    """How one attempt ended: its status, why, and (if it ran) what ``execute`` saw."""
+
+    status: str
+    reason: str | None = None
+    outcome: execute.Outcome | None = None
+
+
+class Attempt:
+    """The job in hand and how far it got: what the error path needs to know.
+
+    Once ``proc`` is set the job's process has started, so an error of the
+    worker's own can no longer hand the job back (it may be running, or may
+    have run to the end): the job is finished instead.
+    """
+
+    def __init__(self, category: str | None, path: Path, record: dict) -> None:
+        self.category = category
+        self.path = path
+        self.record = record
+        self.scratch: Path | None = None
+        self.fresh: list[tuple[str, str, str]] = []  # (record key, this job's file, final name)
+        self.proc: execute.Process | None = None
+        self.started: float | None = None
+        self.result: Result | None = None  # set once its process was reaped
+        self.recorded = False  # ``records.finish_attempt`` applied
+        self.retry = False
 
 
 class Worker:
@@ -82,57 +115,128 @@ class Worker:
         self.views: list[tuple[str | None, QueueView]] = [
             (c, QueueView(self.jar.queue_dir(c))) for c in self.categories]
         self.views.append((None, QueueView(self.jar.unclaimed, skip_dirs=True)))
+        # where a claimed job of each category sits: job/[CATEGORY/] (layout.held_path)
+        self.job_dirs = {c: held_path(self.dir, c, "x").parent for c, _ in self.views}
+        self.reported: dict[str, str | None] = {}  # the last problem logged, per directory
         self.watcher = Watcher()
         self.next_beat = 0.0
         self.log_file = None
         self.base_env = job_search_path()
-        self.spares = self.jar.spare_outputs(self.name)
         self.controls = control.WorkerControls(self.jar, self.dir)
         # paths used for every job, worked out once
         self.link = os.fspath(self.jar.claimed_link(self.name))
-        self.scratch = self.dir / WORKER_SCRATCH
-        self.spare_scratch = os.fspath(self.dir / SPARE_SCRATCH)
+        self.scratch_root = self.dir / WORKER_SCRATCH
         # claimed/W -> ../workers/W/job/...: relative (nodes mount the jar at
         # different paths), and its fixed part worked out once, not per job.
         self.link_prefix = relative_target(self.dir, self.jar.claimed) + os.sep
         self.terminated = False  # SIGTERM/SIGINT: stop like STOP, after the current job
         self.sleeping = False
+        self.current: Attempt | None = None
+        self.gone: str | None = None  # why the worker cannot go on (its directory vanished)
+        self.next_dir_check = 0.0
 
     # -- set-up and shut-down ------------------------------------------------
 
     def setup(self) -> None:
         """Create the worker directory and describe ourselves in it."""
-        import psutil
-
         if os.geteuid() == 0 and not self.config.allow_root:
             raise JobJarError("refusing to run jobs as root; set JJ_ALLOW_ROOT=yes to allow it")
         self.jar.ensure()
         execute.seal_descriptors()
-        if os.path.isdir(self.dir):  # our pid was a dead worker's: repair first
-            from .recovery import recover_worker
-
-            recover_worker(self.jar, self.config, self.name, "its pid was reused on this node",
-                           local=True)
-            for stale in ("STOP", "PAUSE", WORKER_EXITED):
-                _unlink(self.dir / stale)
-        for spare in self.spares:  # a dead namesake's output is not ours to hand on
-            _unlink(spare)
-        os.makedirs(self.dir / WORKER_JOB, exist_ok=True)
-        for category in self.categories:
-            os.makedirs(self.dir / WORKER_JOB / category, exist_ok=True)
-        # Hand-made job names may hold bytes that are not UTF-8: escape, never crash.
-        self.log_file = open(self.dir / WORKER_LOG, "a", buffering=1, encoding="utf-8",
-                             errors="backslashreplace")
+        moved_aside = self.take_directory()
+        for spare in self.jar.hidden_outputs(self.name):  # an older version's, of a namesake
+            files.unlink(spare)
+        files.remove_tree(self.dir / SPARE_SCRATCH)
+        files.remove_tree(self.scratch_root)  # what a namesake's jobs left
+        for job_dir in self.job_dirs.values():
+            files.make_dir(job_dir)
+        # Never through a link, never blocked by a fifo someone put there; hand-made
+        # job names may hold bytes that are not UTF-8: escape, never crash.
+        fd = os.open(self.dir / WORKER_LOG, files.APPEND | os.O_CREAT | os.O_NONBLOCK, 0o666)
+        self.log_file = open(fd, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
         info = {"worker": self.name, "node": self.config.node, "pid": os.getpid(),
-                "create_time": psutil.Process().create_time(),
+                **liveness.identity(os.getpid()),
                 "started": records.utc_iso(time.time()),
                 "categories": self.categories, "python": sys.executable,
                 "host": os.uname().nodename, "user": records.owner_name(os.geteuid()),
                 "heartbeat": self.config.heartbeat}
         records.write(self.dir / WORKER_INFO, info)
         self.beat(force=True)
-        # Whoever can write a queue directory runs code as us (docs/security.md).
-        # waiting/ too: its jobs are moved into the queue when their dependencies end
+        self.warn_if_open_to_all()
+        self.log(f"start categories={','.join(self.categories)}")
+        if moved_aside:
+            self.log(f"moved aside what was at {self.name} (not this worker's own directory): "
+                     f"{moved_aside}")
+        for directory in (self.jar.worker_home, self.dir, self.jar.unclaimed, self.jar.cancel):
+            self.watcher.add(directory)
+
+    def take_directory(self) -> str | None:
+        """Make ``workers/NODE.PID`` ours; the name it moved aside, if any.
+
+        A directory already at our name is used only if it is a real
+        directory of our own user (a dead namesake's: what it held is
+        recovered first).  Anything else (a link, a file, another user's
+        directory, dead worker's or planted) is never written into: a
+        directory is recovered by recovery's rules, then renamed to
+        ``.planted.NODE.PID.TOKEN`` beside it, and a fresh directory is
+        made.  If that cannot be done (a sticky ``workers/``), or a job that
+        could not be recovered is still held there (its process may run),
+        the worker refuses to start.
+        """
+        moved = None
+        for _ in range(3):
+            try:
+                info = os.lstat(self.dir)
+            except FileNotFoundError:
+                if self._make_own_dir():
+                    return moved
+                continue
+            if stat.S_ISDIR(info.st_mode):  # our pid was a dead worker's: repair first
+                from .recovery import recover_worker
+
+                recover_worker(self.jar, self.config, self.name,
+                               "its pid was reused on this node", local=True)
+                if held_job(self.dir) is not None:  # its process may still run
+                    raise JobJarError(f"{self.dir} still holds a job that could not be "
+                                      "recovered: not starting (see recover_jobs)")
+                if info.st_uid == os.geteuid():
+                    for old in (*WORKER_CONTROLS, WORKER_EXITED):
+                        files.unlink(self.dir / old)
+                    return moved
+            moved = self._move_aside() or moved
+        raise JobJarError(f"{self.dir} keeps reappearing: not starting")
+
+    def _make_own_dir(self) -> bool:
+        """Create our directory, with the mode bits of ``workers/``; False if it exists."""
+        try:
+            os.mkdir(self.dir, 0o700)
+        except FileExistsError:
+            return False
+        try:
+            mode = stat.S_IMODE(os.lstat(self.jar.worker_home).st_mode)
+            os.chmod(self.dir, (mode & (0o777 | stat.S_ISGID)) | 0o700)
+        except OSError:
+            pass
+        return True
+
+    def _move_aside(self) -> str | None:
+        """Rename what is at our name to a dot-name nobody reads; refuse to start if we cannot."""
+        aside = f".planted.{self.name}.{files.token()}"
+        try:
+            os.rename(self.dir, self.jar.worker_home / aside)
+        except FileNotFoundError:
+            return None  # gone meanwhile: the next look makes our own
+        except OSError as exc:
+            raise JobJarError(f"{self.dir} is not this worker's own directory and cannot be "
+                              f"moved aside ({exc.strerror or exc}): not starting") from None
+        return aside
+
+    def warn_if_open_to_all(self) -> None:
+        """Whoever can write a queue directory runs code as us (docs/security.md).
+
+        ``waiting/`` too: its jobs are moved into the queue when their
+        dependencies end.
+        """
         watched = [self.jar.home, self.jar.waiting, *(view.path for _, view in self.views),
                    *(self.jar.waiting_dir(c) for c in self.categories)]
         for shared in dict.fromkeys(watched):
@@ -143,30 +247,64 @@ class Worker:
             if open_to_all:
                 self.log(f"warning: {shared} is writable by everyone: anyone can run jobs "
                          "as this worker's user")
-        self.log(f"start categories={','.join(self.categories)}")
-        for directory in (self.jar.worker_home, self.dir, self.jar.unclaimed, self.jar.cancel):
-            self.watcher.add(directory)
 
     def log(self, message: str) -> None:
-        """Append a time-stamped line to the worker's log."""
+        """Append a time-stamped line to the worker's log.
+
+        Names and reasons come from other people's files: control characters
+        are escaped, so a new line in a job name cannot forge a log line.
+        """
         if self.log_file:
-            self.log_file.write(f"{records.utc_iso(time.time())} {message}\n")
+            try:
+                self.log_file.write(f"{records.utc_iso(time.time())} {printable(message)}\n")
+            except (OSError, ValueError):  # a full disk must not stop the worker
+                pass
 
     def beat(self, force: bool = False) -> None:
-        """Refresh the heartbeat file if it is due."""
+        """Refresh the heartbeat file if it is due.  Never raises.
+
+        A failure (EIO or ESTALE on NFS, a file someone else put in its
+        place) is logged once and survived: it must not hand back the job
+        that runs meanwhile.  A replaced file is replaced again, by ours.
+        """
         now = time.monotonic()
-        if force or now >= self.next_beat:
-            path = self.dir / WORKER_HEARTBEAT
-            try:
-                os.utime(path)
-            except FileNotFoundError:
-                open(path, "a").close()
-            self.next_beat = now + max(0.05, self.config.heartbeat)
+        if not force and now < self.next_beat:
+            return
+        self.next_beat = now + max(0.05, self.config.heartbeat)
+        path = self.dir / WORKER_HEARTBEAT
+        try:
+            os.utime(path, follow_symlinks=False)  # a link's own time, never its target's
+            problem = None
+        except OSError as exc:
+            problem = self._new_heartbeat(path)
+            if problem is None and not isinstance(exc, FileNotFoundError):
+                self.log(f"heartbeat: {exc.strerror or exc}; replaced by a new file")
+        if problem != self.reported.get(WORKER_HEARTBEAT):
+            self.reported[WORKER_HEARTBEAT] = problem
+            self.log(f"heartbeat: {problem}" if problem else "heartbeat: working again")
+
+    def _new_heartbeat(self, path: Path) -> str | None:
+        """Put a fresh heartbeat file of ours in place; the problem if we cannot."""
+        try:
+            if os.path.lexists(path) and not os.path.islink(path) and files.is_real_dir(path):
+                files.remove_tree(path)
+            files.write_new(path, b"")
+            return None
+        except FileNotFoundError:
+            if not files.is_real_dir(self.dir):
+                self.gone = f"its directory {self.dir} is gone"
+            return "cannot write the heartbeat file: no such file or directory"
+        except OSError as exc:
+            return f"cannot write the heartbeat file: {exc.strerror or exc}"
 
     # -- the loop ------------------------------------------------------------
 
     def run(self, ready: Callable[[str], None] | None = None) -> None:
-        """Claim and run jobs until told to stop (``ready(name)`` once set up)."""
+        """Claim and run jobs until told to stop (``ready(name)`` once set up).
+
+        A worker whose own directory vanished (the jar was deleted) stops
+        with one line in its log and a ``JobJarError``, not a traceback.
+        """
         self.setup()
         if ready:
             ready(self.name)
@@ -174,21 +312,7 @@ class Worker:
             signal.signal(signum, self._terminate)
         clean = False
         try:
-            while True:
-                self.beat()
-                if self.terminated or self.controls.stopped():
-                    self.log("stop" + (" (signal)" if self.terminated else ""))
-                    break
-                if self.controls.paused():
-                    self.sleep()
-                    continue
-                claimed = self.claim()
-                if claimed is None:
-                    depend.release(self.jar)
-                    self.sleep()
-                    continue
-                self.handle_safely(*claimed)
-                depend.release(self.jar)
+            self.loop()
             clean = True
         except _Interrupted:
             self.log("stop (signal)")
@@ -203,9 +327,43 @@ class Worker:
                 self.log(f"  {line}")
             raise
         finally:
-            if clean:
-                open(self.dir / WORKER_EXITED, "w").close()
+            if clean and not self.gone:
+                try:
+                    files.write_new(self.dir / WORKER_EXITED, b"")
+                except OSError:
+                    pass
             self.watcher.close()
+        if self.gone:
+            raise JobJarError(f"worker {self.name} stopped: {self.gone}")
+
+    def loop(self) -> None:
+        """The guide's loop, until a stop request, a signal or a vanished worker directory."""
+        while True:
+            self.beat()
+            if self.gone:
+                self.log(f"stop: {self.gone}")
+                return
+            if self.terminated or self.controls.stopped():
+                self.log("stop" + (" (signal)" if self.terminated else ""))
+                return
+            if self.controls.paused():
+                self.sleep()
+                continue
+            claimed = self.claim()
+            if claimed is None:
+                self.release_waiting()
+                self.sleep()
+                continue
+            self.handle_safely(*claimed)
+            self.release_waiting()
+
+    def release_waiting(self) -> None:
+        """Release waiting jobs whose dependencies ended; nothing there may stop us."""
+        self.check_waiting_dirs()
+        try:
+            depend.release(self.jar, log=self.log)
+        except Exception as exc:  # one bad entry is depend's to set aside; this is a backstop
+            self.log(f"error while releasing waiting jobs: {type(exc).__name__}: {exc}")
 
     def _terminate(self, signum: int, frame: object) -> None:
         """A termination signal stops the worker, but never in the middle of a job."""
@@ -214,16 +372,43 @@ class Worker:
             raise _Interrupted()
 
     def claim(self) -> tuple[str | None, Path] | None:
-        """Rename the next job into our ``job/`` directory, or return ``None``."""
+        """Rename the next job into our ``job/`` directory, or return ``None``.
+
+        A queue directory we cannot use (another user's, without our
+        rights) is skipped with one line in the log, never a crash.
+        """
         events = self.watcher.drain() if self.watcher.active else None
         if events:  # local submissions made while we were busy: no re-listing needed
             self._route(events)
         for category, view in self.views:
-            dest_dir = self.dir / WORKER_JOB / category if category else self.dir / WORKER_JOB
-            path = view.claim(dest_dir)
+            path = view.claim(self.job_dirs[category])
+            self.report(str(view.path), view.problem)
             if path is not None:
                 return category, path
         return None
+
+    def report(self, directory: str, problem: str | None) -> None:
+        """Log a directory's problem once (not once per claim), and once when it is gone."""
+        if problem != self.reported.get(directory):
+            if problem or directory in self.reported:
+                self.log(problem or f"{directory} is usable again")
+            self.reported[directory] = problem
+
+    def check_waiting_dirs(self) -> None:
+        """Say, once, which category of ``waiting/`` we cannot list (every ``BLOCKED`` s).
+
+        Such a directory is skipped by the walker (another group's, in the
+        split set-up): its jobs are released by workers that can read it.
+        """
+        now = time.monotonic()
+        if now < self.next_dir_check:
+            return
+        self.next_dir_check = now + BLOCKED
+        for category in subdirs(self.jar.waiting):
+            where = self.jar.waiting_dir(category)
+            usable = os.access(where, os.R_OK | os.X_OK)
+            self.report(str(where), None if usable else f"cannot list {where}: permission "
+                        "denied; its jobs are left to workers that can")
 
     def sleep(self) -> None:
         """Sleep ``JJ_PAUSE_TIME`` +-10 % (at most 10 s off), waking on local events."""
@@ -235,7 +420,7 @@ class Worker:
             self.watcher.add(view.path)
         self.sleeping = True
         try:
-            while not self.terminated:
+            while not self.terminated and not self.gone:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
@@ -255,8 +440,8 @@ class Worker:
                 if str(view.path) == directory:
                     view.add(name)
                     wake = True
-            if directory in (str(self.jar.worker_home), str(self.dir)) and name in (
-                    "STOP", "PAUSE", "STOP_ALL", "PAUSE_ALL"):
+            if directory in (str(self.jar.worker_home), str(self.dir)) and \
+                    name in CONTROL_FILES:
                 wake = True
             if directory == str(self.jar.unclaimed) and name in self.categories:
                 self.watcher.add(self.jar.unclaimed / name)
@@ -266,226 +451,374 @@ class Worker:
     # -- one job -------------------------------------------------------------
 
     def handle_safely(self, category: str | None, path: Path) -> None:
-        """Handle a job; if the worker itself fails, give the job back and go on.
+        """Handle a job; if the worker itself fails, never let the job run twice.
 
-        An unexpected error (a full disk, a vanished jar) must not leave the
-        job stranded until cron notices: it goes back into the jar, counted
-        as a recovery so that the poison limit still applies.
+        Before the job's process started, an error gives the job back (it
+        never ran), counted as a recovery so that the poison limit applies.
+        After, the job is finished: whatever still runs of it is ended, and
+        its record says what went wrong (``docs/protocol.md``).
         """
         try:
             self.handle(category, path)
         except _Interrupted:
             raise
         except Exception as exc:  # OSError mostly; anything else must not kill us either
-            self.log(f"error while handling {path.name}: {exc}")
-            from .recovery import recover_worker
-
-            try:
-                recover_worker(self.jar, self.config, self.name, f"worker error: {exc}")
-            except OSError as again:
-                self.log(f"could not give {path.name} back: {again}")
+            current, self.current = self.current, None
+            self.log(f"error while handling {path.name}: {type(exc).__name__}: {exc}")
+            if current is not None and current.proc is not None:
+                self._attempt(self.settle, current, exc)
+            else:
+                self._attempt(self.give_back, path, exc)
             if held_job(self.dir) is not None:  # still ours: stop, and leave it to recover_jobs
                 self.log("exiting: a job is stuck in this worker's directory")
                 self.terminated = True
             time.sleep(min(self.config.pause_time, 1.0))
 
+    def give_back(self, path: Path, exc: Exception) -> None:
+        """Put back a job whose process never started."""
+        from .recovery import recover_worker
+
+        try:
+            recover_worker(self.jar, self.config, self.name, f"worker error: {exc}")
+        except OSError as again:
+            self.log(f"could not give {path.name} back: {again}")
+
+    def settle(self, current: Attempt, exc: Exception) -> None:
+        """Finish a started job after an error of the worker's own.
+
+        It may still run, or may have run to the end: handing it back would
+        run it twice.  What still runs is ended; the record keeps the status
+        its exit gave and notes the error; every step is tried on its own.
+        """
+        if current.result is None:  # not reaped yet: end it first
+            execute.stop(current.proc, self.config.kill_grace)
+            current.result = Result(*self.outcome_of(current, None, time.time()))
+        problems = self._attempt(self.keep_outputs, current) or []
+        result = current.result
+        reason = _joined(result.reason, *problems, f"worker error: {exc}")
+        if current.recorded:
+            current.record.update(status=result.status, reason=reason)
+        else:
+            self.close_attempt(current, result._replace(reason=reason), retry=False)
+        current.retry = False
+        self.finish(current, tolerant=True)
+
+    def _attempt(self, step: Callable[..., object], *args: object) -> object:
+        """Run one step of the error path; log its failure and go on (``None``)."""
+        try:
+            return step(*args)
+        except Exception as exc:
+            self.log(f"error while finishing: {type(exc).__name__}: {exc}")
+            return None
+
     def handle(self, category: str | None, path: Path) -> None:
         """Run one claimed job through to ``completed/`` (or back to the jar)."""
         claimed_at = time.time()
         faults.hit("after-claim")
-        link = self.link
-        held = f"{category}/{path.name}" if category else path.name
-        target = f"{self.link_prefix}{WORKER_JOB}/{held}"
-        try:
-            os.symlink(target, link)
-        except FileExistsError:  # left by an earlier crash of a worker with our name
-            _unlink(link)
-            os.symlink(target, link)
+        self.link_claim(f"{self.link_prefix}{held_path(Path(), category, path.name)}")
         faults.hit("after-link")
-        name = path.name
-        self.log(f"claim {name}")
-        record = self.new_record(category, path, claimed_at)
-        status, reason, outcome = self.run_job(category, path, record)
-        if outcome is not None:
-            record.update(started=records.utc_iso(outcome.started),
-                          finished=records.utc_iso(outcome.finished),
-                          duration=round(outcome.finished - outcome.started, 6),
-                          exit_code=outcome.exit_code, signal=outcome.signal)
-            record["attempts"].append({k: record[k] for k in (
-                "attempt", "worker", "node", "started", "finished", "exit_code", "signal")}
-                | {"status": status})
-        else:
-            record["finished"] = records.utc_iso(time.time())
-        retry = status in ("failed", "timed-out") and record["attempt"] <= record["retries"]
-        record.update(status=records.PENDING if retry else status, reason=reason)
+        self.log(f"claim {path.name}")
+        current = self.current = Attempt(category, path,
+                                         self.new_record(category, path, claimed_at))
+        result = self.run_job(current)
+        retry = result.status in states.RETRYABLE and \
+            current.record["attempt"] <= current.record["retries"]
+        self.close_attempt(current, result, retry)
         faults.hit("after-exit")
-        self.finish(category, path, record, retry)
+        self.finish(current)
+        self.current = None
+
+    def link_claim(self, target: str) -> None:
+        """``claimed/W -> target``, replacing what an earlier crash (or anyone) left there.
+
+        A directory someone made at ``claimed/W`` is removed if it can be;
+        if not, the job runs without its link (logged once): ``system_status``
+        then does not show it, but nothing is lost, and no job bounces.
+        """
+        problem = None
+        for _ in range(2):
+            try:
+                os.symlink(target, self.link)
+                problem = None
+                break
+            except FileExistsError:
+                problem = f"cannot make the link {self.link}: something is in its place"
+                files.remove_tree(self.link)  # lstat first: a link or file is only unlinked
+            except OSError as exc:
+                problem = f"cannot make the link {self.link}: {exc.strerror or exc}"
+                break
+        self.report(self.link, problem)
 
     def new_record(self, category: str | None, path: Path, claimed_at: float) -> dict:
         """The record of this attempt, carrying earlier attempts' history."""
         name = path.name
-        prior = records.read(self.jar.record(name)) or {}
+        where = self.jar.record(name)
+        prior = records.read(where) or {}
         if prior.get("worker") == self.name:
             # Our own earlier attempt (a retry, or a finished job's name used again).
             # Recovery reads "our record + our job/" as "only the move was lost", so
             # un-name us first: if we die running this attempt, it is a lost attempt.
-            records.write(self.jar.record(name), dict(prior, worker=None))
-        if prior.get("status") != records.PENDING:  # a finished job's name used again
-            prior = {}
-        submitted, owner = records.file_facts(path)
+            records.write(where, dict(prior, worker=None))
         out, err = self.jar.default_output(name)
-        return {
-            "name": name, "category": category, "priority": priority_of(name),
-            "submitter": owner, "node": self.config.node, "worker": self.name,
-            "submitted": prior.get("submitted") or records.utc_iso(submitted),
-            "claimed": records.utc_iso(claimed_at), "started": None, "finished": None,
-            "duration": None, "exit_code": None, "signal": None, "status": None, "reason": None,
-            "attempt": int(prior.get("attempt", 0)) + 1, "retries": 0,
-            "recoveries": int(prior.get("recoveries", 0)),
-            "stdout": str(out), "stderr": str(err), "attempts": list(prior.get("attempts", [])),
-        }
+        return records.attempt(name, category, priority_of(name), path, self.name,
+                               self.config.node, claimed_at, records.carried_over(where),
+                               str(out), str(err))
 
-    def run_job(self, category: str | None, path: Path, record: dict):
-        """Check, then run the job.  Returns ``(status, reason, outcome)``."""
-        name = path.name
-        if os.path.lexists(f"{self.jar.cancel}/{name}"):
-            return "cancelled", "cancelled before it started", None
-        problem = unusable(path)
-        if problem:
-            return "rejected", problem, None
-        try:
-            with open(path, "rb") as src:
-                opts = jjdir.parse(src.read(jjdir.HEAD_BYTES))
-        except jjdir.DirectiveError as exc:
-            return "failed", str(exc), None
-        except OSError as exc:
-            return "rejected", f"cannot read the job file: {exc.strerror}", None
-        record["retries"] = opts.retries
-        if opts.dependencies:
-            verdict, reason = depend.state(self.jar, opts)
-            if verdict == "failed":
-                return "dependency-failed", reason, None
-            if verdict == "wait":
-                return "waiting", None, None
-        # A relative path (hand-made files) goes to output/, not the short-lived scratch.
-        out = os.path.join(self.jar.output, opts.output) if opts.output else record["stdout"]
-        err = os.path.join(self.jar.output, opts.error) if opts.error else record["stderr"]
-        record.update(stdout=out, stderr=err)
-        # A first attempt's default output goes to this worker's spare files
-        # (no new files for a silent job); a retry appends to the job's own.
-        spares = {}
-        if record["attempt"] == 1:
-            for key, chosen, spare in zip(("stdout", "stderr"), (opts.output, opts.error),
-                                          self.spares):
-                if not chosen:
-                    spares[key] = str(spare)
-        scratch = self.make_scratch()
+    def close_attempt(self, current: Attempt, result: Result, retry: bool) -> None:
+        """Fill in the record from the attempt's result (``records.finish_attempt``)."""
+        outcome = result.outcome
+        records.finish_attempt(
+            current.record, result.status, result.reason,
+            outcome.started if outcome else None, outcome.finished if outcome else time.time(),
+            outcome.exit_code if outcome else None, outcome.signal if outcome else None, retry)
+        current.recorded, current.retry = True, retry
+
+    # -- the steps of one attempt ----------------------------------------------
+
+    def run_job(self, current: Attempt) -> Result:
+        """Check the job, read its directives and dependencies, then run it."""
+        refused = self.check_job(current.path)
+        if refused:
+            return refused
+        opts = self.read_directives(current.path)
+        if isinstance(opts, Result):
+            return opts
+        current.record["retries"] = opts.retries
+        blocked = self.check_dependencies(current.path.name, opts)
+        if blocked:
+            return blocked
+        streams = self.choose_outputs(current, opts)
+        current.scratch = self.make_scratch()
         faults.hit("after-scratch")
-        env = self.job_env(category, path, scratch, record, opts)
-        started = time.time()
+        failed = self.start(current, opts, streams)
+        return failed or self.supervise(current, opts)
+
+    def check_job(self, path: Path) -> Result | None:
+        """A cancel request, or a file that must not be run: the attempt ends here."""
+        if os.path.lexists(self.jar.cancel_request(path.name)):
+            return Result(states.CANCELLED, "cancelled before it started")
+        problem = unusable(path)
+        return Result(states.REJECTED, problem) if problem else None
+
+    def read_directives(self, path: Path) -> jjdir.Directives | Result:
+        """The job's ``#JJ`` options; a bad one fails the job (never the worker)."""
         try:
-            retry = record["attempt"] > 1
-            proc = execute.spawn(
-                path, scratch, env,
-                (spares.get("stdout", out), not opts.output, retry or "stdout" in spares),
-                (spares.get("stderr", err), not opts.error, retry or "stderr" in spares))
-        except (OSError, execute.subprocess.SubprocessError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            return "failed", f"cannot start the job: {reason}", None
-        self.log(f"start {name} pid={proc.pid}")
-        faults.hit("while-running")
-        why, finished = execute.supervise(
-            proc, opts.timeout, self.config.kill_grace,
-            lambda: cancel_requested(self.jar, name), self.beat)
-        kept = execute.keep_outputs([(spare, record[key]) for key, spare in spares.items()],
-                                    proc.pid)
-        record.update(zip(spares, kept))
-        result = execute.outcome(proc, started, finished, why)
-        reason = result.reason
-        if why == "timed-out":
-            reason = f"ran longer than its timeout of {opts.timeout:g} s"
-        return result.status, reason, result
+            head = depend.read_head(path)
+        except depend.NotAJob as exc:
+            return Result(states.REJECTED, str(exc))
+        except OSError as exc:
+            return Result(states.REJECTED, f"cannot read the job file: {exc.strerror}")
+        try:
+            return jjdir.parse(head)
+        except Exception as exc:  # someone's file: any parse error is the file's fault
+            return Result(states.FAILED, depend.directive_problem(exc))
+
+    def check_dependencies(self, name: str, opts: jjdir.Directives) -> Result | None:
+        """Dependencies not met: wait (``waiting/``) or fail; ``None``: go ahead.
+
+        A job that names itself fails at once rather than waiting for ever.
+        """
+        if not opts.dependencies:
+            return None
+        verdict, reason = depend.state(self.jar, opts, name)
+        if verdict == "failed":
+            return Result(states.DEPENDENCY_FAILED, reason)
+        if verdict == "wait":
+            return Result(states.WAITING)
+        return None
+
+    def choose_outputs(self, current: Attempt,
+                       opts: jjdir.Directives) -> tuple[execute.Stream, execute.Stream]:
+        """Where the job's standard output and error go.
+
+        A file the job names is opened by the job itself (a relative path is
+        taken in ``output/``).  A first attempt's default output goes to a
+        new hidden file of this job alone (``O_EXCL``, an unpredictable
+        name), renamed to ``output/NAME.out``/``.err`` afterwards if not
+        empty: nothing a previous job left running can write into it.  A
+        retry appends to the job's own files.
+        """
+        record = current.record
+        retry = record["attempt"] > 1
+        streams = []
+        for key, own, suffix in (("stdout", opts.output, "out"), ("stderr", opts.error, "err")):
+            if own:
+                record[key] = os.path.join(self.jar.output, own)
+                streams.append(execute.Stream(record[key], False, retry))
+            elif retry:
+                streams.append(execute.Stream(record[key], True, True))
+            else:
+                fresh = os.fspath(self.jar.hidden_output(self.name, files.token(), suffix))
+                current.fresh.append((key, fresh, record[key]))
+                streams.append(execute.Stream(fresh, True, False))
+        return streams[0], streams[1]
 
     def make_scratch(self) -> Path:
-        """A fresh, empty scratch directory for the next job.
+        """A new, empty scratch directory of this job alone: ``scratch/T``, T random.
 
-        Creating a directory can cost hundreds of microseconds on a busy
-        disk, so the empty directory a job leaves behind is kept under a
-        hidden name and renamed back for the next job (one cheap rename).
+        Its name is new for every job: a process an earlier job left behind
+        cannot write into it, by its path or its working directory.
+        ``scratch/`` itself exists only while a job runs (as the protocol
+        says); whatever is in its place (a link a job made) is removed, never
+        followed.
         """
-        scratch = self.scratch
-        if os.path.lexists(scratch):  # left by a crash, or by a failed clean-up
-            shutil.rmtree(scratch, ignore_errors=True)
+        root = self.scratch_root
         try:
-            os.rename(self.spare_scratch, scratch)
-            with os.scandir(scratch) as entries:  # a lingering child may have written in it
-                if next(entries, None) is None:
-                    return scratch
-            shutil.rmtree(scratch, ignore_errors=True)
-        except OSError:
-            pass
-        os.makedirs(scratch, exist_ok=True)
+            os.mkdir(root)
+        except FileExistsError:  # left by a crash or a failed clean-up, or a job's link
+            files.remove_tree(root)
+            os.mkdir(root)
+        scratch = root / files.token()
+        os.mkdir(scratch)
         return scratch
 
-    def remove_scratch(self) -> None:
-        """Remove the job's scratch directory (keeping it as the spare if empty)."""
-        scratch = self.scratch
+    def start(self, current: Attempt, opts: jjdir.Directives,
+              streams: tuple[execute.Stream, execute.Stream]) -> Result | None:
+        """Start the job's process; a job that cannot start has failed."""
+        env = self.job_env(current, opts)
+        started = time.time()
         try:
-            with os.scandir(scratch) as entries:
-                empty = next(entries, None) is None
-            if empty:
-                os.rename(scratch, self.spare_scratch)
-                return
-        except OSError:
-            pass
-        shutil.rmtree(scratch, ignore_errors=True)
+            proc = execute.spawn(current.path, current.scratch, env, *streams)
+        except (OSError, execute.subprocess.SubprocessError) as exc:
+            for _, fresh, _ in current.fresh:
+                files.unlink(fresh)
+            current.fresh = []
+            reason = getattr(exc, "strerror", None) or str(exc)
+            return Result(states.FAILED, f"cannot start the job: {reason}")
+        current.proc, current.started = proc, started
+        self.log(f"start {current.path.name} pid={proc.pid}")
+        return None
 
-    def job_env(self, category, path, scratch, record, opts) -> dict:
+    def supervise(self, current: Attempt, opts: jjdir.Directives) -> Result:
+        """Wait for the job (timeout, cancel), then keep its output."""
+        faults.hit("while-running")
+        name = current.path.name
+        why, finished = execute.supervise(
+            current.proc, opts.timeout, self.config.kill_grace,
+            lambda: cancel_requested(self.jar, name), self.beat)
+        result = current.result = Result(*self.outcome_of(current, why, finished))
+        if why == states.TIMED_OUT:
+            result = current.result = result._replace(
+                reason=f"ran longer than its timeout of {opts.timeout:g} s")
+        problems = self.keep_outputs(current)
+        return result._replace(reason=_joined(result.reason, *problems))
+
+    def outcome_of(self, current: Attempt, why: str | None,
+                   finished: float) -> tuple[str, str | None, execute.Outcome]:
+        """``(status, reason, outcome)`` of a reaped process."""
+        outcome = execute.outcome(current.proc, current.started, finished, why)
+        return outcome.status, outcome.reason, outcome
+
+    def keep_outputs(self, current: Attempt) -> list[str]:
+        """Give the job's output its name; the problems met (the job is run all the same)."""
+        if not current.fresh:
+            return []
+        pairs, current.fresh = current.fresh, []
+        kept = execute.keep_outputs([(fresh, final) for _, fresh, final in pairs],
+                                    current.proc.pid)
+        for (key, _, _), where in zip(pairs, kept):
+            current.record[key] = where.path
+        return [where.problem for where in kept if where.problem]
+
+    def job_env(self, current: Attempt, opts: jjdir.Directives) -> dict:
         """The job's environment: ours plus the ``JJ_*`` variables."""
+        record = current.record
         env = dict(self.base_env)
         env.update(JJ_HOME=str(self.jar.home), JJ_WORKER_HOME=str(self.jar.worker_home),
-                   JJ_WORKER_DIR=str(self.dir), JJ_SCRATCH_DIR=str(scratch),
-                   JJ_JOB_NAME=path.name, JJ_JOB_FILE=str(path), JJ_NODE=self.config.node,
-                   JJ_CATEGORY=category or "", JJ_PRIORITY=str(record["priority"]),
-                   JJ_ATTEMPT=str(record["attempt"]), JJ_WORKER=self.name)
+                   JJ_WORKER_DIR=str(self.dir), JJ_SCRATCH_DIR=str(current.scratch),
+                   JJ_JOB_NAME=current.path.name, JJ_JOB_FILE=str(current.path),
+                   JJ_NODE=self.config.node, JJ_CATEGORY=current.category or "",
+                   JJ_PRIORITY=str(record["priority"]), JJ_ATTEMPT=str(record["attempt"]),
+                   JJ_WORKER=self.name)
         if opts.array_index is not None:
             env["JJ_ARRAY_INDEX"] = str(opts.array_index)
         else:
             env.pop("JJ_ARRAY_INDEX", None)
         return env
 
-    def finish(self, category: str | None, path: Path, record: dict, retry: bool) -> None:
-        """Record the attempt, move the job on, and clean up after it."""
-        name = path.name
+    # -- after the attempt -------------------------------------------------------
+
+    def finish(self, current: Attempt, tolerant: bool = False) -> None:
+        """Record the attempt, move the job on, and clean up after it.
+
+        ``tolerant`` (the error path): every step is tried and logged on
+        its own; a job whose process ran goes to ``completed/`` even if its
+        record cannot be written, rather than run again.
+        """
+        name, record = current.path.name, current.record
         status = record["status"]
-        if status == "waiting":
-            target = self.jar.waiting_dir(category) / name
+        if status == states.WAITING:
+            target = self.jar.waiting_dir(current.category) / name
         else:
-            try:
-                records.write(self.jar.record(name), record)
-            except OSError as exc:  # a name too long for results/: set aside all the same
-                if status != "rejected":
-                    raise
-                self.log(f"no record for {name}: {exc.strerror}; reason: {record['reason']}")
+            self.write_record(name, record, tolerant or status == states.REJECTED)
             faults.hit("after-record")
-            if retry:
-                target = self.jar.queue_dir(category) / name
-            elif status == "rejected":
-                target = self.jar.rejected / name
+            if current.retry:
+                target = self.jar.queue_dir(current.category) / name
             else:
-                target = self.jar.completed / name
-        try:
-            os.rename(path, target)
-        except FileNotFoundError:
-            os.makedirs(target.parent, exist_ok=True)
-            os.rename(path, target)
+                target = self.jar.state_dir(states.final_state(status)) / name
+        if tolerant:
+            self._attempt(_move, current.path, target)
+        else:
+            _move(current.path, target)
         faults.hit("after-move")
-        _unlink(self.link)
+        _discard(self.link)
         faults.hit("after-unlink")
-        self.remove_scratch()
-        if status != "waiting" and not retry:  # done: a late request must not outlive it
-            _unlink(f"{self.jar.cancel}/{name}")
+        if current.scratch is not None:
+            self.remove_scratch(current.scratch)
+        if status != states.WAITING and not current.retry:  # a late request must not outlive it
+            _discard(self.jar.cancel_request(name))
         self.log(f"finish {name} {status}")
+
+    def write_record(self, name: str, record: dict, tolerant: bool) -> None:
+        """Write the record; where ``tolerant``, a failure is logged and the job moves on."""
+        try:
+            records.write(self.jar.record(name), record)
+        except OSError as exc:  # a name too long for results/, a full disk
+            if not tolerant:
+                raise
+            self.log(f"no record for {name}: {exc.strerror or exc}; status {record['status']}, "
+                     f"reason: {record['reason']}")
+
+    def remove_scratch(self, scratch: Path) -> None:
+        """Remove the job's scratch directory and ``scratch/`` (two ``rmdir`` when empty).
+
+        ``remove_tree`` looks first: a link a job put in either place is
+        only unlinked, and nothing behind it is touched.
+        """
+        try:
+            os.rmdir(scratch)
+        except OSError:
+            if files.is_real_dir(self.scratch_root):
+                files.remove_tree(scratch)
+        try:
+            os.rmdir(self.scratch_root)
+        except OSError:
+            files.remove_tree(self.scratch_root)
+
+
+def _joined(*parts: str | None) -> str | None:
+    """Reasons joined with "; " (``None`` if there are none)."""
+    text = "; ".join(p for p in parts if p)
+    return text or None
+
+
+def _discard(path: Path | str) -> None:
+    """Remove a name of ours if we can; something else in its place is not our concern."""
+    try:
+        files.unlink(path)
+    except OSError:  # a directory someone made there: EISDIR
+        pass
+
+
+def _move(path: Path, target: Path) -> None:
+    """Rename a job file into ``target``, making the category directory if needed."""
+    try:
+        os.rename(path, target)
+    except FileNotFoundError:
+        if not os.path.lexists(path):
+            raise
+        files.make_dir(target.parent)
+        os.rename(path, target)
 
 
 def cancel_requested(jar: Jar, name: str) -> bool:
@@ -527,13 +860,14 @@ def unusable(path: Path) -> str | None:
     return None
 
 
-def _unlink(path: str | Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 def main_loop(categories: list[str] | None = None) -> None:
-    """Run a worker in this process until it is stopped."""
-    Worker(categories=categories).run()
+    """Run a worker in this process until it is stopped (a detached worker's entry point).
+
+    A worker that cannot go on for a reason it can name (its jar was
+    deleted) says so in one line and exits with status 1, no traceback.
+    """
+    try:
+        Worker(categories=categories).run()
+    except JobJarError as exc:
+        sys.stderr.write(f"worker: {printable(exc)}\n")
+        sys.exit(1)

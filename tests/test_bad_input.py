@@ -48,10 +48,13 @@ def one_line_error(result: subprocess.CompletedProcess, *expect: str) -> str:
 
 
 def files_under(path: Path) -> list[str]:
+    """Every file under ``path`` but the workers' hidden lock files (``check_workers``'s)."""
     if not path.exists():
         return []
-    return sorted(os.path.relpath(os.path.join(d, f), path)
-                  for d, _s, files in os.walk(path) for f in files)
+    found = (os.path.relpath(os.path.join(d, f), path) for d, _s, files in os.walk(path)
+             for f in files)
+    return sorted(f for f in found if not (f.startswith("workers/") and
+                                           os.path.basename(f).startswith(".")))
 
 
 def give_away(path: Path) -> None:
@@ -326,7 +329,7 @@ def test_files_that_are_not_jobs_are_set_aside_never_run(jar):
     assert b"8 rejected" in status.stdout
     for name in ("link.9", "subdir.9", "notexec.9", "empty.9"):
         assert f"rejected: {name}: ".encode() in status.stdout
-    assert b"rejected: not-utf8-\xff\xfe.9: not executable" in status.stdout  # as ls shows it
+    assert b"rejected: not-utf8-\\xff\\xfe.9: not executable" in status.stdout  # escaped
     # dot-files are never claimed and stay where they are, but the operator sees them
     for dotfile in (b"unclaimed/.partial.9", b"unclaimed/cat/.rsync-tmp.9"):
         assert b"hidden: " + dotfile + b" (" in status.stdout

@@ -139,3 +139,24 @@ def test_the_example_config_sets_every_parameter():
     # every node the same name
     assert set(values) == set(PARAMETERS) - {"JJ_NODE"}
     assert "\n# JJ_NODE: " in (ROOT / "config.ini.example").read_text()
+
+
+@pytest.mark.parametrize("name", ["JJ_PAUSE_TIME", "JJ_KILL_GRACE", "JJ_HEARTBEAT"])
+def test_every_duration_setting_is_bounded_by_a_day(jar, name):
+    for value in ("1e300", "86400.5", "1e999", "nan"):
+        result = jar.run("submit_job", "true", env={name: value})
+        assert result.returncode == 1 and name in result.stderr, (value, result.stderr)
+        assert "from 0 to 86400" in result.stderr
+        assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert jar.run("submit_job", "true", env={name: "86400"}).returncode == 0
+
+
+def test_a_duration_setting_from_python_is_bounded_too(jar):
+    import jobjar
+    from jobjar.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="JJ_PAUSE_TIME"):
+        jobjar.set_pause_time(1e300)
+    jobjar.set_pause_time(86400)
+    assert jobjar.get_pause_time() == 86400.0
+    jobjar.set_pause_time(None)

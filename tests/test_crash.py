@@ -5,8 +5,10 @@ the same points are hit on the *retry* path (a categorized, prioritized job
 that fails once, ``#JJ --retries 1``), where a crash after the record leaves
 a ``retrying`` record behind; ``submit_job`` is killed between limbo and
 rename with a category and a dependency; ``recover_jobs`` is killed inside
-the poison path and inside the limbo clean-up.  Every job appends
-``name attempt`` to one log, so extra runs are counted exactly.
+the poison path, between two dead workers and inside the limbo clean-up.
+Every job appends ``name attempt`` to one log, so extra runs are counted
+exactly.  ``tests/test_units.py`` checks that every crash point of the
+package has a test here and a line in ``docs/protocol.md``.
 
 The chaos run: ``JJ_TEST_SCALE`` x 4,000 jobs (CI default 4,000), four
 workers killed by SIGKILL at random moments while ``check_workers`` and
@@ -248,6 +250,42 @@ def test_recover_jobs_killed_while_poisoning(jar, point):
     assert [a["status"] for a in record["attempts"]] == ["lost"]
     assert held(jar) == [] and os.listdir(jar.path("claimed")) == []
     assert not (jar.root / "ran").exists()
+
+
+def test_recover_jobs_killed_between_two_dead_workers(jar):
+    """Killed after repairing one dead worker: the next run repairs the other, only it.
+
+    The first worker's job went back to its own category and is not counted
+    again; the second worker's job is still held until the second run.
+    """
+    log = jar.root / "runs.log"
+    body = job_body(log)
+    names = {cat: jar.submit_by_hand(f"{cat}job.{i}", body, category=cat).name
+             for i, cat in enumerate(("red", "blue"))}
+    victims = {cat: jar.start_worker(cat, env={"JJ_FAULT": "after-scratch"})
+               for cat in names}
+    for victim in victims.values():
+        wait_for(lambda v=victim: not pid_alive(worker_pid(v)), message="the worker dies")
+    assert len(held(jar)) == 2
+    first = jar.run("recover_jobs", env={"JJ_FAULT": "recover-after-worker"})
+    assert first.returncode == -signal.SIGKILL
+    assert len(held(jar)) == 1
+    (requeued,) = [cat for cat in names if jar.path("unclaimed", cat, names[cat]).exists()]
+    (other,) = set(names) - {requeued}
+    second = jar.run("recover_jobs", check=True).stdout
+    assert victims[other] in second and victims[requeued] not in second, second
+    assert held(jar) == [] and os.listdir(jar.path("claimed")) == []
+    assert not list(jar.workers_dir.glob("*/scratch"))
+    assert jar.run("recover_jobs", check=True).stdout == ""
+    for cat in names:
+        jar.start_worker(cat)
+    settled(jar, list(names.values()))
+    assert runs(log) == Counter({name: 1 for name in names.values()})
+    for cat, name in names.items():
+        record = jar.record(name)
+        assert record["status"] == "succeeded" and record["category"] == cat, record
+        assert record["recoveries"] == 1
+        assert [a["status"] for a in record["attempts"]] == ["lost", "succeeded"]
 
 
 # -- chaos ----------------------------------------------------------------------------------

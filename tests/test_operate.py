@@ -108,7 +108,8 @@ def test_check_workers_starts_nothing_under_stop_all(jar):
     (jar.workers_dir / "STOP_ALL").touch()
     result = jar.run("check_workers", check=True)
     assert "STOP_ALL" in result.stdout and "started" not in result.stdout
-    assert os.listdir(jar.workers_dir) == ["STOP_ALL"]
+    # Only STOP_ALL, and the dot-file lock that serialises check_workers on a node.
+    assert [n for n in os.listdir(jar.workers_dir) if not n.startswith(".")] == ["STOP_ALL"]
 
 
 def test_check_workers_prunes_old_dead_worker_directories(jar):
@@ -167,6 +168,17 @@ def test_cron_line_really_runs_check_workers(jar, tmp_path):
     assert log.count("started ") == 1, log
 
 
+def running_jobs(jar) -> set[str]:
+    """Names of the jobs the ``claimed/`` links point at now."""
+    names = set()
+    for entry in os.scandir(jar.path("claimed")):
+        try:
+            names.add(os.path.basename(os.readlink(entry.path)))
+        except OSError:  # released meanwhile
+            continue
+    return names
+
+
 def test_system_status_on_a_busy_jar(jar):
     gate = jar.root / "gate"
     jar.submit("-p", "3", "-c", "LINUX", "true")
@@ -174,7 +186,8 @@ def test_system_status_on_a_busy_jar(jar):
     jar.submit("exit 4")
     slow = jar.submit(f"while [ ! -e {gate} ]; do sleep 0.05; done")
     busy = jar.start_worker()
-    wait_for(lambda: os.listdir(jar.path("claimed")), message="running")
+    # The worker may first run the quick "exit 4": wait for the job asserted on below.
+    wait_for(lambda: slow in running_jobs(jar), message=f"{slow} running")
     (jar.workers_dir / "PAUSE_ALL").touch()
     idle = jar.start_worker()
     text = jar.run("system_status", check=True).stdout

@@ -17,12 +17,14 @@ def test_output_of_a_huge_printer_keeps_the_worker_flat(jar):
     worker = jar.start_worker()
     proc = psutil.Process(int(worker.rsplit(".", 1)[1]))
     out, err = jar.path("output", f"{name}.out"), jar.path("output", f"{name}.err")
-    spare = jar.path("output", f".spare.{worker}.out")  # where it prints until it ends
+    # where it prints until it ends: output/.W.TOKEN.out, a new file of this job alone
+    fresh = wait_for(lambda: [p for p in jar.path("output").glob(f".{worker}.*.out")],
+                     message="the job's own hidden output file")[0]
     peak, samples_while_printing = 0, 0
     while not jar.completed():
         peak = max(peak, proc.memory_info().rss)
         try:
-            if 0 < spare.stat().st_size < 100_000_000:
+            if 0 < fresh.stat().st_size < 100_000_000:
                 samples_while_printing += 1
         except FileNotFoundError:
             pass
@@ -108,11 +110,8 @@ def test_silent_streams_leave_no_files(jar):
     assert jar.path("output", f"{loud}.err").read_text() == "only-err\n"
     visible = sorted(n for n in os.listdir(jar.path("output")) if not n.startswith("."))
     assert visible == [f"{loud}.err"]
-    # the worker's spares are hidden, and empty between jobs (the one whose
-    # output was kept is made again for the next job)
-    spares = sorted(n for n in os.listdir(jar.path("output")) if n.startswith("."))
-    assert set(spares) <= {f".spare.{worker}.out", f".spare.{worker}.err"} and spares
-    assert all(jar.path("output", n).stat().st_size == 0 for n in spares)
+    # each job's hidden output files are renamed to its name or removed: none are left
+    assert not [n for n in os.listdir(jar.path("output")) if n.startswith(f".{worker}.")]
 
 
 def test_late_output_of_a_lingering_child_stays_with_its_job(jar, tmp_path):

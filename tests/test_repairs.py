@@ -34,6 +34,35 @@ def job_files(base: Path) -> list[str]:
     return sorted(f for _d, _s, files in os.walk(base) for f in files if not f.startswith("."))
 
 
+#: The type(s) of each field of a record (``records.FIELDS``).
+OPTIONAL_TEXT = (str, type(None))
+FIELD_TYPES = {
+    "name": (str,), "category": OPTIONAL_TEXT, "priority": (int,), "submitter": OPTIONAL_TEXT,
+    "node": OPTIONAL_TEXT, "worker": OPTIONAL_TEXT, "submitted": OPTIONAL_TEXT,
+    "claimed": OPTIONAL_TEXT, "started": OPTIONAL_TEXT, "finished": OPTIONAL_TEXT,
+    "duration": (int, float, type(None)), "exit_code": (int, type(None)),
+    "signal": (int, type(None)), "status": (str,), "reason": OPTIONAL_TEXT,
+    "attempt": (int,), "retries": (int,), "recoveries": (int,), "stdout": OPTIONAL_TEXT,
+    "stderr": OPTIONAL_TEXT, "attempts": (list,)}
+
+
+def assert_complete(record: dict | None, name: str, status: str) -> dict:
+    """A repaired record has every field of ``records.FIELDS``, each of its type."""
+    from jobjar import records
+
+    assert record is not None, name
+    assert tuple(record) == records.FIELDS, sorted(set(records.FIELDS) ^ set(record))
+    assert set(FIELD_TYPES) == set(records.FIELDS)
+    for field, types in FIELD_TYPES.items():
+        value = record[field]
+        assert isinstance(value, types) and not isinstance(value, bool), (field, value)
+    assert record["name"] == name and record["status"] == status
+    assert min(record["attempt"], record["retries"], record["recoveries"]) >= 0
+    assert all(isinstance(a, dict) for a in record["attempts"])
+    assert record["submitted"] and record["submitter"], record  # the file tells
+    return record
+
+
 def test_old_temporaries_fresh_limbo_and_settled_cancels(jar):
     made = jar.root / "made"
     limbo = jar.path("limbo")
@@ -71,6 +100,10 @@ def test_old_temporaries_fresh_limbo_and_settled_cancels(jar):
     assert (results / ".y.yaml.other.2.tmp").exists()
     assert sorted(os.listdir(cancel)) == [queued]
     assert jar.record("moved.0")["status"] == "cancelled"
+    for job, status in (("abandoned.3", "rejected"), ("moved.0", "cancelled")):
+        record = assert_complete(jar.record(job), job, status)
+        assert record["finished"] and record["reason"]
+        assert record["priority"] == int(job.rsplit(".", 1)[1])
     assert jar.record(finished)["status"] == "succeeded"
     assert jar.run("recover_jobs", check=True).stdout == ""
     # The abandoned file is never run: a later job completes, it does not.
@@ -127,13 +160,16 @@ def test_six_recoverers_on_three_nodes_at_once(jar):
     put_back = [line for out, _err in outputs for line in out.splitlines()
                 if ": put back" in line]
     assert len(put_back) == 60, put_back  # each job put back by exactly one copy
+    job_workers = set(os.listdir(jar.workers_dir))
 
     assert job_files(jar.path("unclaimed")) == sorted(jobs)
     for job, category in jobs.items():
         where = jar.path("unclaimed", category, job) if category else jar.path("unclaimed", job)
         assert where.exists()
-        record = jar.record(job)
+        record = assert_complete(jar.record(job), job, "retrying")
         assert record["recoveries"] == 1 and len(record["attempts"]) == 1, record
+        assert record["category"] == category and record["reason"].startswith("recovered")
+        assert record["attempts"][0]["status"] == "lost" and record["worker"] in job_workers
     assert os.listdir(jar.path("claimed")) == []
     assert all(job_files(jar.workers_dir / w / "job") == [] for w in os.listdir(jar.workers_dir))
 

@@ -148,11 +148,24 @@ def test_jar_under_a_file_is_a_clear_error(jar, tmp_path):
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
 
 
-def test_help_explains_with_an_example(jar):
-    for command in ("submit_job", "unique_job_name", "start_worker", "stop_worker",
-                    "pause_worker", "unpause_worker", "check_workers", "recover_jobs",
-                    "install_cron", "system_status", "job_info", "cancel_job",
-                    "resubmit_job", "wait_jobs"):
-        result = jar.run(command, "--help")
-        assert result.returncode == 0
-        assert "example:" in result.stdout, command
+def test_one_table_of_options_drives_parse_render_check_and_the_flags():
+    """A new per-job option is one row of ``directives.OPTIONS``: everything else follows."""
+    from jobjar import directives, submit
+    from jobjar.cli.submit import _parser
+
+    given = directives.Directives(timeout=90.5, retries=3, after=["a.0", "b.0"],
+                                  after_any=["c.0"], output="out file", error="/tmp/e",
+                                  array_index=7)
+    script = "\n".join(["#!/bin/sh", *directives.render(given), "true"]).encode()
+    assert directives.parse(script) == given
+    assert directives.render(directives.Directives()) == []
+    flags = {flag for action in _parser()._actions for flag in action.option_strings}
+    for option in directives.OPTIONS:
+        assert directives.Directives.FIELDS.count(option.name) == 1
+        if option.help is None:  # set by --array, not a flag of its own
+            assert option.name not in submit.OPTION_NAMES
+            continue
+        assert option.name in submit.OPTION_NAMES
+        assert set(option.flags) <= flags, option.flags
+        with pytest.raises(directives.DirectiveError, match=option.flags[0]):
+            directives.check(option.name, "" if option.adds_up else "\x00bad\n")

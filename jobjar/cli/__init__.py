@@ -1,8 +1,11 @@
 """Command-line front ends: argument parsing and printing only.
 
-``COMMANDS`` maps each command to its entry point; ``bin/jobjar`` (and the
-links to it named after each command) dispatches through it, and
-``pyproject.toml`` installs the same entry points as console scripts.
+``COMMANDS`` maps each command to its entry point: it is THE list of
+commands.  ``bin/jobjar`` (and the links to it named after each command)
+dispatches through it, and ``pyproject.toml`` installs the same entry points
+as console scripts; ``tests/test_commands.py`` checks that ``pyproject.toml``,
+the links in ``bin/`` and the README's list agree with it, and runs every
+command's ``--help``.  A new command: an entry here, then what that test asks.
 """
 
 from __future__ import annotations

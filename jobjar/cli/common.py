@@ -1,4 +1,4 @@
-"""What every command shares: a parser that errs in one line, and error handling."""
+"""What every command shares: a parser that errs in one line, durations, error handling."""
 
 from __future__ import annotations
 
@@ -7,6 +7,27 @@ import sys
 from collections.abc import Callable
 
 from ..errors import JobJarError
+from ..naming import printable
+
+
+def seconds(option: str, text: str | None) -> float | None:
+    """Parse a duration option: seconds as a plain number, 0 to a year (``None`` stays).
+
+    (The bound is ``config.MAX_OPTION_SECONDS``, which a job's ``--timeout``
+    shares; settings are bounded by ``config.MAX_SETTING_SECONDS``.)
+
+    Every command spells durations this one way; a bad value is a
+    ``JobJarError`` that names the option, so it becomes one line and exit 1.
+    """
+    if text is None:
+        return None
+    from ..config import MAX_OPTION_SECONDS
+    from ..config import seconds as parse
+
+    try:
+        return parse(text, MAX_OPTION_SECONDS)
+    except ValueError as exc:
+        raise JobJarError(f"{option} {exc}, not {text!r}") from None
 
 
 class Parser(argparse.ArgumentParser):
@@ -33,11 +54,11 @@ def run(prog: str, body: Callable[[], int | None]) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except JobJarError as exc:
-        sys.stderr.write(f"{prog}: error: {exc}\n")
+        sys.stderr.write(f"{prog}: error: {printable(exc)}\n")
         return 1
     except OSError as exc:  # an unwritable or vanished jar, a full disk
-        where = f"{exc.filename}: " if exc.filename else ""
-        sys.stderr.write(f"{prog}: error: {where}{exc.strerror or exc}\n")
+        where = f"{printable(exc.filename)}: " if exc.filename else ""
+        sys.stderr.write(f"{prog}: error: {where}{printable(exc.strerror or exc)}\n")
         return 1
     except KeyboardInterrupt:
         return 130

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import Parser, run
+from .common import Parser, run, seconds
 
 
 def info_main(argv: list[str] | None = None) -> int:
@@ -32,12 +32,20 @@ def info_main(argv: list[str] | None = None) -> int:
 
 
 def _describe(info: dict) -> list[str]:
-    """``job_info``'s text: where the job is, then its record without the empty fields."""
+    """``job_info``'s text: where the job is, then its record without the empty fields.
+
+    Names, reasons and every other value come from files anyone may have
+    written: control characters are escaped (``naming.printable``).
+    """
+    from ..naming import printable
+
     where = info["state"]
     if info["worker"]:
         where += f" on {info['worker']}"
     if info["running_for"] is not None:
         where += f" for {info['running_for']:.0f} s"
+    if info["path"] is None:
+        where += " (its job file is gone; the record stays)"
     lines = [f"{info['name']}: {where}"]
     if info["cancel_requested"]:
         lines.append("  cancel requested")
@@ -47,13 +55,23 @@ def _describe(info: dict) -> list[str]:
     if record.get("started"):  # it ran: say so when a stream stayed empty (no file kept)
         lines += [f"  {key}: (nothing printed)" for key in ("stdout", "stderr")
                   if key in record and record[key] is None]
-    for attempt in record.get("attempts") or []:
-        how = f"exit {attempt.get('exit_code')}" if attempt.get("signal") is None \
-            else f"signal {attempt.get('signal')}"
-        lines.append(f"  attempt {attempt.get('attempt')}: {attempt.get('status')}, {how}, "
-                     f"on {attempt.get('worker')}, {attempt.get('started')} to "
-                     f"{attempt.get('finished')}")
-    return lines
+    attempts = record.get("attempts")
+    for attempt in attempts if isinstance(attempts, list) else []:
+        if isinstance(attempt, dict):
+            lines.append(_attempt_line(attempt))
+    return [printable(line) for line in lines]
+
+
+def _attempt_line(attempt: dict) -> str:
+    """One attempt of a record: how it ended, or, for a lost one, who lost it and why."""
+    if attempt.get("status") == "lost":  # records.lost: its worker died running it
+        return (f"  attempt lost: its worker {attempt.get('worker')} died "
+                f"({attempt.get('reason') or 'no reason given'}), recovered "
+                f"{attempt.get('recovered') or 'at an unknown time'}")
+    how = f"exit {attempt.get('exit_code')}" if attempt.get("signal") is None \
+        else f"signal {attempt.get('signal')}"
+    return (f"  attempt {attempt.get('attempt')}: {attempt.get('status')}, {how}, "
+            f"on {attempt.get('worker')}, {attempt.get('started')} to {attempt.get('finished')}")
 
 
 def cancel_main(argv: list[str] | None = None) -> int:
@@ -68,10 +86,11 @@ def cancel_main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         from ..jobs import cancel_job
+        from ..naming import printable
 
         done = cancel_job(*args.names, category=args.category, mine=args.mine)
         for name, outcome in done:
-            print(f"{name}: {outcome}")
+            print(printable(f"{name}: {outcome}"))
         if args.category is not None and not done:  # a typo must not look like success
             print(f"cancel_job: no job of category {args.category!r} in the jar",
                   file=sys.stderr)
@@ -90,9 +109,10 @@ def resubmit_main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         from ..jobs import resubmit_job
+        from ..naming import printable
 
         for name in resubmit_job(*args.names):
-            print(name)
+            print(printable(name))
         return 0
 
     return run("resubmit_job", body)
@@ -112,26 +132,27 @@ def wait_main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        from ..errors import JobJarError
-        from ..jobs import WaitTimeout, wait
+        from ..jobs import UNKNOWN, WaitTimeout, wait
+        from ..naming import printable
+        from ..states import SUCCEEDED
 
-        timeout = None
-        if args.timeout is not None:
-            try:
-                timeout = float(args.timeout)
-            except ValueError:
-                timeout = -1.0
-            if not 0 <= timeout < float("inf"):
-                raise JobJarError(f"--timeout must be a number of seconds: {args.timeout!r}")
+        timeout = seconds("--timeout", args.timeout)
         progress = sys.stderr.isatty() if args.progress is None else args.progress
         try:
             found = wait(args.names or None, timeout=timeout, progress=progress)
         except WaitTimeout as exc:
             sys.stderr.write(f"wait_jobs: {exc}\n")
             return 2
-        bad = [r for r in found if r.get("status") != "succeeded"]
+        bad = [r for r in found if r.get("status") != SUCCEEDED]
         for record in bad:
-            print(f"{record.get('name')}: {record.get('status')}")
+            name = record.get("name")
+            if record.get("reason") == UNKNOWN and record.get("status") is None:
+                sys.stderr.write(printable(f"wait_jobs: error: no job named {name!r} in the "
+                                           "jar (not waited for)") + "\n")
+            elif record.get("status") is None:
+                print(printable(f"{name}: left the jar without a record"))
+            else:
+                print(printable(f"{name}: {record.get('status')}"))
         return 1 if bad else 0
 
     return run("wait_jobs", body)

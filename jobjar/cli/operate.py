@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-from .common import Parser, run
-
-
-def _seconds(text: str) -> float:
-    from ..errors import JobJarError
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise JobJarError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise JobJarError(f"not a non-negative number of seconds: {text!r}")
-    return value
+from ..naming import printable
+from .common import Parser, run, seconds
 
 
 def check_main(argv: list[str] | None = None) -> int:
@@ -27,18 +16,20 @@ def check_main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        from ..supervise import check_workers
+        from ..launch import check_workers
 
-        prune = _seconds(args.prune) if args.prune is not None else None
+        prune = seconds("--prune", args.prune)
         report = check_workers(prune, start=not args.dry_run)
         for worker in report["pruned"]:
-            print(f"pruned {worker}")
+            print(f"pruned {printable(worker)}")
         alive = len(report["alive"])
-        print(f"{report['node']}: {alive} of {report['max_workers']} workers alive")
+        print(f"{printable(report['node'])}: {alive} of {report['max_workers']} workers alive")
         if report["stop_all"]:
             print("STOP_ALL is present: starting no workers (remove it to resume)")
         for worker in report["started"]:
-            print(f"started {worker}")
+            print(f"started {printable(worker)}")
+        for worker in report.get("stopped", []):
+            print(f"stopped {printable(worker)} (over JJ_MAX_WORKERS)")
         return 0
 
     return run("check_workers", body)
@@ -54,13 +45,13 @@ def recover_main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        from ..recover_all import recover_jobs
+        from ..recovery import recover_jobs
 
-        stale = _seconds(args.stale) if args.stale is not None else None
+        stale = seconds("--stale", args.stale)
         for repair in recover_jobs(stale):
-            what = repair.get("job") or repair.get("path")
-            where = f" (worker {repair['worker']})" if repair.get("worker") else ""
-            print(f"{what}{where}: {repair['action']}")
+            what = printable(repair.get("job") or repair.get("path"))
+            where = f" (worker {printable(repair['worker'])})" if repair.get("worker") else ""
+            print(f"{what}{where}: {printable(repair['action'])}")
         return 0
 
     return run("recover_jobs", body)
@@ -85,7 +76,7 @@ def cron_main(argv: list[str] | None = None) -> int:
         if args.remove:
             text = cron.remove(args.file, dry_run=args.dry_run)
         else:
-            stale = _seconds(args.stale) if args.stale is not None else None
+            stale = seconds("--stale", args.stale)
             text = cron.install(args.file, {"worker": args.worker_schedule,
                                             "recover": args.recover_schedule},
                                 stale, dry_run=args.dry_run)

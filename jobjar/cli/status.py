@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import sys
 
+from ..naming import printable
 from .common import Parser, run
 
 
 def render(status: dict) -> str:
-    """The status as a few lines a person reads at a glance."""
+    """The status as a few lines a person reads at a glance.
+
+    Every name, category and reason comes from someone's files: each goes
+    through ``printable``, so that an escape sequence in a job's name cannot
+    drive the terminal and a new line cannot forge a line of the summary.
+    """
     jobs = status["jobs"]
     queued = jobs["unclaimed"]
     done = jobs["completed"]
-    lines = [f"Job Jar {status['jar']} (seen from node {status['node']}, {status['time']})"]
+    lines = [f"Job Jar {printable(status['jar'])} (seen from node {status['node']}, "
+             f"{status['time']})"]
     control = [name.upper() for name, on in status["control"].items() if on]
     if control:
         lines.append(f"  IN FORCE: {', '.join(control)}")
-    other = ", ".join(f"{n} {s}" for s, n in sorted(done["other"].items()))
+    other = ", ".join(f"{n} {printable(s)}" for s, n in sorted(done["other"].items()))
     lines.append(f"jobs: {queued['total']} unclaimed, {jobs['waiting']} waiting, "
                  f"{jobs['running']} running, {done['total']} completed "
                  f"({done['succeeded']} succeeded, {done['failed']} failed"
@@ -24,34 +31,45 @@ def render(status: dict) -> str:
                  f"{jobs['limbo']} in limbo")
     for category, summary in sorted(queued["categories"].items()):
         if summary["count"]:
-            label = category or "(uncategorized)"
+            label = printable(category) if category else "(uncategorized)"
             lines.append(f"  unclaimed {label}: {summary['count']} "
                          f"(priority {summary['min_priority']}..{summary['max_priority']})")
+    lines.extend(f"  cannot read {printable(where)} (ask its owner)"
+                 for where in status.get("unreadable", []))
     lines.append(f"workers: {len(status['workers'])}")
-    for worker in status["workers"]:
-        doing = worker["state"]
-        if worker["job"]:
-            running = f" for {worker['running_for']:.0f} s" if worker["running_for"] else ""
-            doing += f" on {worker['job']}{running}"
-        cats = ",".join(worker["categories"] or [])
-        lines.append(f"  {worker['name']:<24} {doing}  [{cats}]")
+    lines.extend(_worker_line(worker) for worker in status["workers"])
     for job in status["stranded"]:
-        lines.append(f"  STRANDED: {job['job']} (worker {job['worker']} {job['worker_state']}; "
-                     "run recover_jobs)")
+        lines.append(f"  STRANDED: {printable(job['job'])} (worker {printable(job['worker'])} "
+                     f"{job['worker_state']}; run recover_jobs)")
     for item in jobs["rejected"]:
-        lines.append(f"  rejected: {item['name']}: {item['reason']}")
+        reason = printable(item["reason"]) if item["reason"] else "(no reason recorded)"
+        lines.append(f"  rejected: {printable(item['name'])}: {reason}")
     for item in jobs["hidden"]:
-        lines.append(f"  hidden: {item['name']} ({item['age']:.0f} s old; a name starting "
-                     "with '.' is never claimed)")
+        lines.append(f"  hidden: {printable(item['name'])} ({item['age']:.0f} s old; a name "
+                     "starting with '.' is never claimed)")
     if status["recent_failures"]:
         lines.append("recent failures:")
-        for record in status["recent_failures"]:
-            how = f"exit {record['exit_code']}" if record["exit_code"] is not None else (
-                f"signal {record['signal']}" if record["signal"] else "")
-            words = " ".join(str(w) for w in (record["finished"], record["name"],
-                                              record["status"], how) if w)
-            lines.append(f"  {words}{': ' + record['reason'] if record['reason'] else ''}")
+        lines.extend(_failure_line(record) for record in status["recent_failures"])
     return "\n".join(lines)
+
+
+def _worker_line(worker: dict) -> str:
+    """``  NAME  STATE on JOB for N s  [CATEGORIES]``."""
+    doing = worker["state"]
+    if worker["job"]:
+        running = f" for {worker['running_for']:.0f} s" if worker["running_for"] else ""
+        doing += f" on {printable(worker['job'])}{running}"
+    cats = printable(",".join(worker["categories"] or []))
+    return f"  {printable(worker['name']):<24} {doing}  [{cats}]"
+
+
+def _failure_line(record: dict) -> str:
+    """``  FINISHED NAME STATUS exit N: REASON``."""
+    how = f"exit {record['exit_code']}" if record["exit_code"] is not None else (
+        f"signal {record['signal']}" if record["signal"] else "")
+    words = " ".join(printable(w) for w in (record["finished"], record["name"],
+                                             record["status"], how) if w)
+    return f"  {words}{': ' + printable(record['reason']) if record['reason'] else ''}"
 
 
 def status_main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,8 @@ from .common import Parser, run
 
 
 def _parser() -> Parser:
+    from ..directives import OPTIONS
+
     p = Parser("submit_job", "Submit a command line (or, with -f, a copy of an executable "
                "file) to the Job Jar.\nPrints the new job's name.",
                "submit_job -p 10 -c LINUX /usr/local/bin/big_computation /data/in 104.1 30")
@@ -20,21 +22,36 @@ def _parser() -> Parser:
                    help="one job per non-empty line of FILE (- for stdin)")
     p.add_argument("--array", metavar="FIRST-LAST[:STEP]",
                    help="one job per index, with JJ_ARRAY_INDEX set")
-    p.add_argument("--timeout", metavar="SECONDS", help="kill the job after this long")
-    p.add_argument("--retries", metavar="N",
-                   help="run a failed or timed-out job again, up to N times")
-    p.add_argument("--after", metavar="NAME[,NAME...]", action="append",
-                   help="run only after all of these jobs succeeded")
-    p.add_argument("--after-any", metavar="NAME[,NAME...]", action="append",
-                   help="run after all of these jobs finished, however they ended")
-    p.add_argument("-o", "--output", metavar="FILE", help="standard output file")
-    p.add_argument("-e", "--error", metavar="FILE", help="standard error file")
+    for option in OPTIONS:  # the per-job options: one table, in directives.py
+        if option.help is not None:
+            p.add_argument(*sorted(option.flags, key=len), dest=option.name,
+                           metavar=option.metavar, help=option.help,
+                           action="append" if option.adds_up else "store")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
     return p
 
 
-def _names(value: list[str] | None) -> list[str] | None:
-    return [n for v in value for n in v.split(",") if n] if value else None
+def _options(args: argparse.Namespace) -> dict:
+    """The per-job options given (lists given several times are joined)."""
+    from ..directives import OPTIONS
+
+    found = {}
+    for option in OPTIONS:
+        if option.help is None:
+            continue
+        value = getattr(args, option.name)
+        if option.adds_up and value:  # given, perhaps empty ("--after ''"): checked later
+            value = [n for v in value for n in v.split(",") if n]
+        found[option.name] = value
+    return found
+
+
+def _print_names(names: list[str] | str) -> None:
+    from ..naming import printable
+
+    out = "\n".join(printable(n) for n in ([names] if isinstance(names, str) else names))
+    if out:
+        sys.stdout.write(out + "\n")
 
 
 def submit_main(argv: list[str] | None = None) -> int:
@@ -45,23 +62,25 @@ def submit_main(argv: list[str] | None = None) -> int:
         from .. import submit
         from ..errors import JobJarError
 
-        options = dict(timeout=args.timeout, retries=args.retries, after=_names(args.after),
-                       after_any=_names(args.after_any), output=args.output, error=args.error)
+        options = _options(args)
         common = dict(priority=args.priority, id=args.id, category=args.category)
         sources = sum(bool(x) for x in (args.file, args.from_file, args.command))
         if sources != 1:
             raise JobJarError("give exactly one of: a command, -f FILE, or --from-file FILE")
-        if args.from_file:
-            if args.array:
-                raise JobJarError("--array and --from-file cannot be combined")
-            names = submit.submit_from_file(args.from_file, **common, **options)
-        elif args.file:
-            names = submit.submit_job_file(args.file, **common, array=args.array, **options)
-        else:
-            names = submit.submit_job(" ".join(args.command), **common, array=args.array, **options)
-        out = "\n".join([names] if isinstance(names, str) else names)
-        if out:
-            sys.stdout.write(out + "\n")
+        try:
+            if args.from_file:
+                if args.array:
+                    raise JobJarError("--array and --from-file cannot be combined")
+                names = submit.submit_from_file(args.from_file, **common, **options)
+            elif args.file:
+                names = submit.submit_job_file(args.file, **common, array=args.array, **options)
+            else:
+                names = submit.submit_job(" ".join(args.command), **common, array=args.array,
+                                          **options)
+        except submit.PartialSubmitError as exc:  # the ones that are queued: never twice
+            _print_names(exc.submitted)
+            raise
+        _print_names(names)
         return 0
 
     return run("submit_job", body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..naming import printable
 from .common import Parser, run
 
 
@@ -21,20 +22,21 @@ def start_main(argv: list[str] | None = None) -> int:
         from ..launch import start_worker
 
         def ready(name: str) -> None:  # in the foreground: the name once it runs
-            sys.stdout.write(f"{name}\n")
+            sys.stdout.write(f"{printable(name)}\n")
             sys.stdout.flush()
 
         name = start_worker(args.categories, foreground=args.foreground, ready=ready)
         if not args.foreground:
-            print(name)
+            print(printable(name))
         return 0
 
     return run("start_worker", body)
 
 
 def _control_main(action: str, argv: list[str] | None) -> int:
+    """``ACTION_worker TARGETS``: ``control.ACTION_workers``, its output one line per worker."""
     prog = f"{action}_worker"
-    verb = {"stop": "Stop", "pause": "Pause", "unpause": "Unpause"}[action]
+    verb = action.capitalize()  # no table to keep in step: the action names it all
     p = Parser(prog, f"{verb} workers between jobs. Targets: 'all' (every existing worker), "
                "node names,\nand worker directory names (node.pid), mixed freely.",
                f"{prog} rain flower.13764 meadow")
@@ -48,10 +50,10 @@ def _control_main(action: str, argv: list[str] | None) -> int:
             workers = getattr(control, f"{action}_workers")(*args.targets)
         except control.NoSuchTarget as exc:
             for worker in exc.handled:
-                print(f"{action}: {worker}")
+                print(f"{action}: {printable(worker)}")
             raise
         for worker in workers:
-            print(f"{action}: {worker}")
+            print(f"{action}: {printable(worker)}")
         return 0
 
     return run(prog, body)

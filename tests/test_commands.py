@@ -1,0 +1,89 @@
+"""The command list is written once (``jobjar.cli.COMMANDS``); everything else agrees with it.
+
+Also: every command explains itself, and every command spells a duration
+the same way (seconds as a plain number, bounded).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from jobjar.cli import COMMANDS
+
+from conftest import BIN, ROOT
+
+
+def scripts() -> dict[str, str]:
+    """``[project.scripts]`` of ``pyproject.toml`` (a plain reader: tomllib is 3.11+)."""
+    found, inside = {}, False
+    for line in (ROOT / "pyproject.toml").read_text().splitlines():
+        if line.startswith("["):
+            inside = line.strip() == "[project.scripts]"
+        elif inside and "=" in line:
+            name, _, value = line.partition("=")
+            found[name.strip()] = value.strip().strip('"')
+    return found
+
+
+def test_pyproject_installs_exactly_the_commands():
+    expected = {name: f"jobjar.cli.{entry}" for name, entry in COMMANDS.items()}
+    expected["jobjar"] = "jobjar.cli:dispatch"
+    assert scripts() == expected
+
+
+def test_bin_has_a_link_to_bin_jobjar_for_every_command_and_nothing_else():
+    names = set(os.listdir(BIN)) - {"jobjar"}
+    assert names == set(COMMANDS)
+    for name in names:
+        assert os.readlink(BIN / name) == "jobjar", name
+
+
+def test_readme_lists_exactly_the_commands():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
+    paragraph = section.strip().split("\n\n", 1)[0]
+    listed = re.findall(r"`([a-z_]+)`", paragraph)
+    assert sorted(listed) == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_explains_itself_with_an_example(jar, command):
+    result = jar.run(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "example:" in result.stdout
+
+
+# -- durations: one spelling, one bound, one clear line -------------------------
+
+#: Every duration option of the commands whose parsing is ``cli.common.seconds``
+#: (``submit_job --timeout`` is a directive, checked where directives are).
+DURATION_OPTIONS = [("recover_jobs", "--stale", ()), ("check_workers", "--prune", ("--dry-run",)),
+                    ("install_cron", "--stale", ("--dry-run", "--file", "crontab")),
+                    ("wait_jobs", "--timeout", ("--no-progress", "finished"))]
+
+
+@pytest.mark.parametrize("command,option,extra", DURATION_OPTIONS)
+def test_a_bad_duration_is_one_line_naming_the_option(jar, command, option, extra):
+    for value in ("soon", "-1", "nan", "inf", "1e300", "10m", str(365 * 86400 + 1)):
+        result = jar.run(command, option, value, *extra)
+        assert result.returncode == 1, (value, result.stdout, result.stderr)
+        assert len(result.stderr.splitlines()) == 1 and option in result.stderr, value
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command,option,extra", DURATION_OPTIONS)
+def test_a_duration_up_to_a_year_is_accepted(jar, command, option, extra):
+    jar.run("submit_job", "-c", "nobody", "true", check=True)  # a jar to act on
+    (jar.root / "crontab").write_text("")
+    finished = jar.submit("true")
+    if command == "wait_jobs":
+        jar.start_worker()
+        jar.wait_completed(1)
+    words = {"crontab": str(jar.root / "crontab"), "finished": finished}
+    extra = tuple(words.get(word, word) for word in extra)
+    for value in ("0", "0.5", "1e3", str(365 * 86400)):
+        result = jar.run(command, option, value, *extra)
+        assert result.returncode == 0, (value, result.stderr)
