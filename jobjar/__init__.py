@@ -20,6 +20,7 @@ records (every field, every constructor)    ``records.py``
 job states and statuses                     ``states.py``
 names and paths of the jar, the walker      ``layout.py``
 link-safe file steps: write, remove, mkdir  ``files.py``
+who may submit where (the owner rule)       ``access.py``
 job names, priorities, printable text       ``naming.py``
 recovery: recover_worker, recover_jobs      ``recovery.py``
 workers: start_worker, check_workers        ``launch.py``
@@ -57,7 +58,7 @@ _API = {
     "unstop_all": "control",
     "start_worker": "launch",
     "check_workers": "launch", "recover_jobs": "recovery",
-    "system_status": "status",
+    "system_status": "status", "PartialSubmitError": "submit",
     "job_info": "jobs", "cancel_job": "jobs", "resubmit_job": "jobs", "wait": "jobs",
     "JobJarError": "errors",
 }

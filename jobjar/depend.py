@@ -15,8 +15,9 @@ A job that names itself as a dependency, or waits for jobs that wait for
 it (a ring of hand-made files), would wait forever: it fails at once.
 Whoever can write ``waiting/`` can put a job there for a category they may
 not submit to: a job is released only if its file's owner could have
-written the queue it goes to (``recovery.may_write``, the rule that
-recovery applies to ``workers/``); anything else goes to ``rejected/``.
+written the queue it goes to (``access.may_write``, the rule
+that recovery applies to ``workers/`` and workers apply when they
+claim); anything else goes to ``rejected/``.
 
 Many workers may decide at once; the rename lets exactly one of them act.
 """
@@ -32,9 +33,9 @@ from pathlib import Path
 
 from . import directives as jjdir
 from . import files, records, states
+from .access import may_write
 from .layout import Jar, jobs_in
 from .naming import priority_of
-from .recovery import may_write
 
 _cache: dict[tuple[str, int], jjdir.Directives | Exception] = {}
 

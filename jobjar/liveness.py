@@ -116,8 +116,11 @@ def is_alive_here(jar: Jar, worker: str, node: str) -> bool | None:
     """On this node: is worker ``node.pid`` alive?  ``None``: elsewhere, or cannot tell.
 
     "Cannot tell" is a worker directory whose ``info.yaml`` holds no usable
-    identity (forged or damaged): it is neither counted as a live worker nor
-    recovered as a dead one.
+    identity (forged or damaged), or was not written by the directory's
+    owner, or whose pid belongs to another user's process: it is neither
+    counted as a live worker nor recovered as a dead one (``recover_jobs
+    --stale`` still judges it by its heartbeat).  Only the worker's own
+    ``exited`` file says it stopped.
     """
     try:
         wnode, pid = split_worker_name(worker)
@@ -126,14 +129,45 @@ def is_alive_here(jar: Jar, worker: str, node: str) -> bool | None:
     if wnode != node:
         return None
     wdir = jar.worker_dir(worker)
-    if os.path.exists(wdir / WORKER_EXITED):
-        return False
     if start_ticks(pid) is None and process_start_time(pid) is None:
         return False
+    try:
+        owner = os.lstat(wdir).st_uid
+    except OSError:
+        return None
+    if _written_by(wdir / WORKER_EXITED, owner):
+        return False
+    if process_uid(pid) not in (owner, None):
+        return None  # another user's process: a recycled pid, or a directory made by someone else
+    if not _written_by(wdir / WORKER_INFO, owner):
+        # starting up (no info.yaml yet), or one that someone else replaced or removed
+        return True if _young(wdir, pid) else None
     info = read_info(wdir)
     if "start_ticks" not in info and "create_time" not in info:
-        return _young(wdir, pid)
+        return None
     return same_process(info, pid)
+
+
+def _written_by(path: Path, owner: int) -> bool:
+    """Is ``path`` a regular file of user ``owner``?
+
+    Whoever may write ``workers/`` may put an ``exited`` file or a forged
+    ``info.yaml`` in another user's worker directory: only the worker's
+    own files count as evidence that it died.
+    """
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return info.st_uid == owner and (info.st_mode & 0o170000) == 0o100000
+
+
+def process_uid(pid: int) -> int | None:
+    """The real user id of process ``pid`` (``None``: unknown)."""
+    try:
+        return os.stat(f"/proc/{int(pid)}").st_uid
+    except (OSError, ValueError, OverflowError):
+        return None
 
 
 def _young(wdir: Path, pid: int) -> bool:

@@ -32,15 +32,14 @@ and running it twice changes nothing the second time.
 
 from __future__ import annotations
 
-import grp
 import math
 import os
-import pwd
 import stat
 import time
 from pathlib import Path
 
 from . import faults, files, records, states
+from .access import may_submit
 from .config import Config, load
 from .layout import WORKER_EXITED, WORKER_INFO, WORKER_SCRATCH, Jar, held_job
 from .liveness import filesystem_now, heartbeat_age, is_alive_here, number, read_info
@@ -292,10 +291,7 @@ def _refusal(jar: Jar, worker: str, category: str | None, path: Path) -> str | N
         return None  # gone: the move will find out
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file"
-    if not may_write(info.st_uid, jar.queue_dir(category)):
-        return (f"its owner ({records.owner_name(info.st_uid)}) may not submit to "
-                f"{'unclaimed/' + category if category else 'unclaimed/'}")
-    return None
+    return may_submit(info, jar.queue_dir(category), category)
 
 
 def _not_a_worker(wdir: Path, worker: str) -> str | None:
@@ -317,48 +313,6 @@ def _not_a_worker(wdir: Path, worker: str) -> str | None:
     if described.get("worker") != worker or described.get("pid") != pid:
         return "its info.yaml describes another worker"
     return None
-
-
-def may_write(uid: int, directory: Path) -> bool:
-    """Could user ``uid`` create files in ``directory``, by its owner, group and mode bits?
-
-    A missing directory is judged by the nearest existing parent (a
-    submitter creates the category).  Root may write anywhere.
-    """
-    directory = Path(directory)
-    while True:
-        try:
-            info = os.lstat(directory)
-            break
-        except FileNotFoundError:
-            if directory.parent == directory:
-                return False
-            directory = directory.parent
-        except OSError:
-            return False
-    if not stat.S_ISDIR(info.st_mode):
-        return False
-    if uid == 0:
-        return True
-    if info.st_uid == uid:
-        need = stat.S_IWUSR | stat.S_IXUSR
-    elif info.st_gid in _groups(uid):
-        need = stat.S_IWGRP | stat.S_IXGRP
-    else:
-        need = stat.S_IWOTH | stat.S_IXOTH
-    return info.st_mode & need == need
-
-
-def _groups(uid: int) -> set[int]:
-    """The groups of user ``uid`` (primary and supplementary; empty if unknown)."""
-    try:
-        entry = pwd.getpwuid(uid)
-    except KeyError:
-        return set()
-    try:
-        return set(os.getgrouplist(entry.pw_name, entry.pw_gid))
-    except OSError:
-        return {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if entry.pw_name in g.gr_mem}
 
 
 # -- the whole jar -------------------------------------------------------------

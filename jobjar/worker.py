@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from . import control, depend, execute, faults, files, liveness, records, states
 from . import directives as jjdir
+from .access import may_submit
 from .claim import BLOCKED, QueueView
 from .config import Config, load
 from .errors import JobJarError
@@ -577,7 +578,7 @@ class Worker:
 
     def run_job(self, current: Attempt) -> Result:
         """Check the job, read its directives and dependencies, then run it."""
-        refused = self.check_job(current.path)
+        refused = self.check_job(current.category, current.path)
         if refused:
             return refused
         opts = self.read_directives(current.path)
@@ -593,11 +594,22 @@ class Worker:
         failed = self.start(current, opts, streams)
         return failed or self.supervise(current, opts)
 
-    def check_job(self, path: Path) -> Result | None:
-        """A cancel request, or a file that must not be run: the attempt ends here."""
+    def check_job(self, category: str | None, path: Path) -> Result | None:
+        """A cancel request, or a file that must not be run: the attempt ends here.
+
+        A file of another user is run only if that user could have put it
+        in the queue it was claimed from (``access``): however it got there
+        (a race with recovery or release, a rename by someone with more
+        rights), nobody runs code as us through a queue they may not write.
+        """
         if os.path.lexists(self.jar.cancel_request(path.name)):
             return Result(states.CANCELLED, "cancelled before it started")
-        problem = unusable(path)
+        try:
+            info = os.lstat(path)
+        except OSError as exc:
+            return Result(states.REJECTED, f"cannot stat the job file: {exc.strerror}")
+        problem = unusable(path, info) or may_submit(info, self.jar.queue_dir(category),
+                                                     category)
         return Result(states.REJECTED, problem) if problem else None
 
     def read_directives(self, path: Path) -> jjdir.Directives | Result:
@@ -838,12 +850,8 @@ class _Interrupted(Exception):
     """Raised by the signal handler to end an idle sleep at once."""
 
 
-def unusable(path: Path) -> str | None:
-    """Why a claimed file must not be run, or ``None`` if it may."""
-    try:
-        info = os.lstat(path)
-    except OSError as exc:
-        return f"cannot stat the job file: {exc.strerror}"
+def unusable(path: Path, info: os.stat_result) -> str | None:
+    """Why a claimed file (``info``: its ``lstat``) must not be run, or ``None`` if it may."""
     mode = info.st_mode
     if len(os.fsencode(path.name)) > MAX_NAME_BYTES:
         return f"its name is longer than {MAX_NAME_BYTES} bytes (no room for its record)"

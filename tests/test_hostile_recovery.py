@@ -277,3 +277,38 @@ def test_recovery_waits_are_bounded_whatever_the_kill_grace(grace, wait):
     from jobjar import recovery
 
     assert recovery._grace(grace) == wait == min(wait, recovery.MAX_GRACE)
+
+
+def _forge_death(worker_dir: str) -> None:
+    """As bob: replace a live worker's info.yaml by a forged one and add an ``exited`` file."""
+    directory = Path(worker_dir)
+    forged = directory / ".forged"
+    forged.write_text(f'worker: "{directory.name}"\npid: {directory.name.rsplit(".", 1)[1]}\n'
+                      'start_ticks: 1\ncreate_time: 1.0\n')
+    os.rename(forged, directory / "info.yaml")
+    (directory / "exited").write_text("")
+
+
+def test_a_live_worker_is_not_recovered_on_files_another_user_forged(team):
+    """bob may write workers/, so he may replace a worker's info.yaml or add ``exited``;
+    neither is evidence that ann's worker died: its running job is not killed or put back."""
+    import jobjar.records as records
+
+    worker = team.start_worker("ann")
+    result = team.run("ann", "submit_job", "sleep 3; echo done")
+    name = result.stdout.strip()
+    wait_for(lambda: (team.home / "claimed" / worker).is_symlink(), message="the job runs")
+    team.as_user("bob", _forge_death, str(team.home / "workers" / worker))
+    for who in ("ann", "bob"):
+        out = team.run(who, "recover_jobs")
+        assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+        assert name not in out.stdout, out.stdout
+    status = team.run("ann", "check_workers", "--dry-run", env={"JJ_MAX_WORKERS": "1"})
+    assert status.returncode == 0, status.stderr
+    record_path = team.home / "results" / f"{name}.yaml"
+    wait_for(lambda: (records.read(record_path) or {}).get("status"), 30,
+             message="the job's record")
+    record = records.read(record_path)
+    assert record["status"] == "succeeded" and record["attempt"] == 1, record
+    assert record["recoveries"] == 0, record
+    assert pid_alive(int(worker.rsplit(".", 1)[1]))

@@ -258,3 +258,39 @@ def test_a_worker_whose_jar_is_deleted_stops_with_one_line(jar):
     assert proc.returncode == 1, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "is gone" in err
+
+
+def test_a_worker_runs_no_file_whose_owner_may_not_submit_to_its_queue(team):
+    """However a file reached a queue, its owner must have been able to put it there.
+
+    ``unclaimed/A`` is ann's (2755: only she may submit).  A file of bob's
+    is put there by someone with more rights (here root, standing for any
+    race between recovery or release and a swap): ann's worker must set it
+    aside, not run bob's code as ann.
+    """
+    from jobjar import records
+
+    assert team.run("ann", "check_workers", "--dry-run").returncode == 0
+    queue = team.home / "unclaimed" / "A"
+    queue.mkdir()
+    os.chown(queue, team.uid["ann"], team.gid)
+    queue.chmod(0o2755)
+    marker = team.root / "ran-as-ann"
+    planted = team.root / team.names["bob"] / "evil.0"
+    planted.write_text(f"#!/bin/sh\nid -un > {marker}\n")
+    os.chown(planted, team.uid["bob"], team.gid)
+    planted.chmod(0o755)
+    os.rename(planted, queue / "evil.0")
+    own = team.run("ann", "submit_job", "-c", "A", "true")
+    assert own.returncode == 0, own.stderr
+    team.start_worker("ann", "A")
+    record_of = team.home / "results"
+    wait_for(lambda: (records.read(record_of / "evil.0.yaml") or {}).get("status"),
+             message="the planted job's record")
+    record = records.read(record_of / "evil.0.yaml")
+    assert record["status"] == "rejected", record
+    assert "may not submit to unclaimed/A" in record["reason"], record
+    assert (team.home / "rejected" / "evil.0").exists()
+    wait_for(lambda: (records.read(record_of / f"{own.stdout.strip()}.yaml") or {})
+             .get("status") == "succeeded", message="ann's own job")
+    assert not marker.exists()
