@@ -447,7 +447,7 @@ def make_venv(root: Path) -> Path | None:
     try:
         shutil.copytree(TOP / "jobjar", src / "jobjar",
                         ignore=shutil.ignore_patterns("__pycache__"))
-        for name in ("pyproject.toml", "README.md"):
+        for name in ("pyproject.toml", "setup.py", "README.md"):
             shutil.copy(TOP / name, src / name)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True,
                        capture_output=True)

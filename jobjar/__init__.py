@@ -46,37 +46,51 @@ import importlib
 
 __version__ = "1.0.0"
 
-#: public name -> module that defines it
-_API = {
-    "submit_job": "submit", "submit_job_file": "submit", "submit_from_file": "submit",
-    "unique_job_name": "submit",
-    "set_home": "config", "get_home": "config", "set_worker_home": "config",
-    "get_worker_home": "config", "set_pause_time": "config", "get_pause_time": "config",
-    "set_categories": "config", "get_categories": "config",
-    "stop_workers": "control", "pause_workers": "control", "unpause_workers": "control",
-    "stop_all": "control", "pause_all": "control", "unpause_all": "control",
-    "unstop_all": "control",
-    "start_worker": "launch",
-    "check_workers": "launch", "recover_jobs": "recovery",
-    "system_status": "status", "PartialSubmitError": "submit",
-    "job_info": "jobs", "cancel_job": "jobs", "resubmit_job": "jobs", "wait": "jobs",
-    "JobJarError": "errors",
+#: module -> the public names it defines.  ``None``: the module's own ``__all__``,
+#: read when first needed, so that a function added to it (and to its ``__all__``)
+#: is ``jobjar.NAME`` with no edit here.  Nothing is imported before it is used.
+_PUBLIC: dict[str, tuple[str, ...] | None] = {
+    "submit": ("submit_job", "submit_job_file", "submit_from_file", "unique_job_name",
+               "PartialSubmitError"),
+    "config": ("set_home", "get_home", "set_worker_home", "get_worker_home", "set_pause_time",
+               "get_pause_time", "set_categories", "get_categories"),
+    "control": None,
+    "launch": ("start_worker", "check_workers"),
+    "recovery": ("recover_jobs",),
+    "status": ("system_status",),
+    "jobs": ("job_info", "cancel_job", "resubmit_job", "wait"),
+    "errors": ("JobJarError",),
 }
 
-__all__ = sorted(_API)
+#: public name -> module that defines it (the ``None`` entries above added by ``_api``)
+_API = {name: module for module, names in _PUBLIC.items() for name in names or ()}
+
+
+def _api() -> dict[str, str]:
+    """Every public name -> its module, reading the ``__all__`` of the ``None`` modules."""
+    for module, names in _PUBLIC.items():
+        if names is None:
+            names = _PUBLIC[module] = tuple(importlib.import_module(f"{__name__}.{module}").__all__)
+            _API.update(dict.fromkeys(names, module))
+    return _API
 
 
 def __getattr__(name: str):
+    if name == "__all__":  # ``from jobjar import *``: every public name
+        value = globals()["__all__"] = sorted(_api())
+        return value
     module = _API.get(name)
     if module is None:
         try:  # a submodule, e.g. jobjar.config
             return importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError:
-            raise AttributeError(f"module 'jobjar' has no attribute {name!r}") from None
+            module = _api().get(name)
+            if module is None:
+                raise AttributeError(f"module 'jobjar' has no attribute {name!r}") from None
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+    return sorted(set(globals()) | set(_api()))

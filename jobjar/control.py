@@ -11,8 +11,19 @@ from pathlib import Path
 
 from . import files
 from .errors import JobJarError
-from .layout import PAUSE, PAUSE_ALL, STOP, STOP_ALL, Jar
+from .layout import PAUSE, STOP, WORKER_CONTROLS, Jar, global_control
 from .naming import split_worker_name
+
+#: The public API of control files, filled in by ``@_public``: ``jobjar`` exports
+#: exactly these (``jobjar._PUBLIC``), and each ``ACTION_workers`` among them is the
+#: command ``ACTION_worker`` once that is in ``cli.COMMANDS`` (``workers:control_main``).
+__all__: list[str] = []
+
+
+def _public(function):
+    """Declare ``function`` part of the API (``__all__``), where it is defined."""
+    __all__.append(function.__name__)
+    return function
 
 
 def _touch(path: Path) -> None:
@@ -65,7 +76,8 @@ def resolve_targets(jar: Jar, targets: tuple[str, ...] | list[str]) -> tuple[lis
     return chosen, unmatched
 
 
-def _apply(action: str, targets: tuple[str, ...], jar: Jar | None) -> list[str]:
+def _apply(step, name: str, targets: tuple[str, ...], jar: Jar | None) -> list[str]:
+    """``step`` (``_touch`` or ``_remove``) control file ``name`` of each targeted worker."""
     jar = jar or Jar.from_config()
     if not targets:
         raise JobJarError("name at least one target: all, a node, or a worker (node.pid)")
@@ -76,10 +88,7 @@ def _apply(action: str, targets: tuple[str, ...], jar: Jar | None) -> list[str]:
         if not files.is_real_dir(wdir):  # replaced by a link since it was listed
             continue
         try:
-            if action == "unpause":
-                _remove(wdir / PAUSE)
-            else:
-                _touch(wdir / (STOP if action == "stop" else PAUSE))
+            step(wdir / name)
         except (JobJarError, OSError) as exc:  # one bad directory must not spare the others
             failed.append(str(exc))
     if failed:
@@ -97,45 +106,53 @@ class NoSuchTarget(JobJarError):
         super().__init__("no worker matches: " + ", ".join(unmatched))
 
 
+@_public
 def stop_workers(*targets: str, jar: Jar | None = None) -> list[str]:
     """Write STOP into each targeted worker's directory; return the workers."""
-    return _apply("stop", targets, jar)
+    return _apply(_touch, STOP, targets, jar)
 
 
+@_public
 def pause_workers(*targets: str, jar: Jar | None = None) -> list[str]:
     """Write PAUSE into each targeted worker's directory; return the workers."""
-    return _apply("pause", targets, jar)
+    return _apply(_touch, PAUSE, targets, jar)
 
 
+@_public
 def unpause_workers(*targets: str, jar: Jar | None = None) -> list[str]:
     """Remove PAUSE from each targeted worker's directory; return the workers."""
-    return _apply("unpause", targets, jar)
+    return _apply(_remove, PAUSE, targets, jar)
 
 
 def _global(name: str, present: bool, jar: Jar | None) -> None:
+    """Create (``present``) or remove ``NAME_ALL``, worker control ``name`` for everyone."""
     jar = jar or Jar.from_config()
     files.make_dir(jar.worker_home)
-    (_touch if present else _remove)(jar.worker_home / name)
+    (_touch if present else _remove)(jar.worker_home / global_control(name))
 
 
+@_public
 def stop_all(jar: Jar | None = None) -> None:
     """Create STOP_ALL: every worker, old or new, exits between jobs."""
-    _global(STOP_ALL, True, jar)
+    _global(STOP, True, jar)
 
 
+@_public
 def pause_all(jar: Jar | None = None) -> None:
     """Create PAUSE_ALL: every worker, old or new, pauses between jobs."""
-    _global(PAUSE_ALL, True, jar)
+    _global(PAUSE, True, jar)
 
 
+@_public
 def unpause_all(jar: Jar | None = None) -> None:
     """Remove PAUSE_ALL."""
-    _global(PAUSE_ALL, False, jar)
+    _global(PAUSE, False, jar)
 
 
+@_public
 def unstop_all(jar: Jar | None = None) -> None:
     """Remove STOP_ALL, so that new workers run again."""
-    _global(STOP_ALL, False, jar)
+    _global(STOP, False, jar)
 
 
 def is_stopped(jar: Jar, worker_dir: Path) -> bool:
@@ -151,18 +168,25 @@ def is_paused(jar: Jar, worker_dir: Path) -> bool:
 class WorkerControls:
     """The control files one worker obeys, with their paths worked out once.
 
-    A busy worker keeps one and asks before every claim; building four paths
-    each time cost more than the four ``stat`` calls.
+    A busy worker keeps one and asks before every claim; building the paths
+    each time cost more than the ``stat`` calls.  A new control needs no
+    change here: the worker asks ``on(NAME)``.
     """
 
     def __init__(self, jar: Jar, worker_dir: Path) -> None:
-        self._stop = (os.fspath(worker_dir / STOP), os.fspath(jar.worker_home / STOP_ALL))
-        self._pause = (os.fspath(worker_dir / PAUSE), os.fspath(jar.worker_home / PAUSE_ALL))
+        self._paths = {name: (os.fspath(worker_dir / name),
+                              os.fspath(jar.worker_home / global_control(name)))
+                       for name in WORKER_CONTROLS}
+
+    def on(self, name: str) -> bool:
+        """Is worker control ``name`` (one of ``WORKER_CONTROLS``) here, or ``NAME_ALL``?"""
+        mine, everyone = self._paths[name]
+        return os.path.exists(mine) or os.path.exists(everyone)
 
     def stopped(self) -> bool:
         """Should the worker exit (``STOP`` or ``STOP_ALL``)?"""
-        return os.path.exists(self._stop[0]) or os.path.exists(self._stop[1])
+        return self.on(STOP)
 
     def paused(self) -> bool:
         """Should the worker pause (``PAUSE`` or ``PAUSE_ALL``)?"""
-        return os.path.exists(self._pause[0]) or os.path.exists(self._pause[1])
+        return self.on(PAUSE)

@@ -62,14 +62,29 @@ def running_jobs(jar: Jar) -> dict[str, tuple[str, Path]]:
 
 
 def locate(name: str, jar: Jar | None = None) -> Location | None:
-    """Where job ``name`` is now, or ``None`` if it is nowhere in the jar."""
+    """Where job ``name`` is now, or ``None`` if it is nowhere in the jar.
+
+    Each state in turn, in ``states.SHOWN`` order (the queue first, limbo last).
+    """
     jar = jar or Jar.from_config()
     if not name or "/" in name or name in (".", "..") or "\x00" in name:
         return None
-    for state in (states.UNCLAIMED, states.WAITING):
-        hit = _in_tree(jar.state_dir(state), name)
-        if hit:
-            return Location(state, hit[1], hit[0])
+    for state in states.SHOWN:
+        if state == states.RUNNING:
+            where = _held(name, jar)
+            if where:
+                return where
+        elif state in states.IN_JAR:  # a tree: STATE/NAME or STATE/CATEGORY/NAME
+            hit = _in_tree(jar.state_dir(state), name)
+            if hit:
+                return Location(state, hit[1], hit[0])
+        elif _exists(jar.state_dir(state) / name):  # flat
+            return Location(state, jar.state_dir(state) / name)
+    return None
+
+
+def _held(name: str, jar: Jar) -> Location | None:
+    """Job ``name`` held by a worker: by its link in ``claimed/``, else in every ``job/``."""
     running = running_jobs(jar).get(name)
     if running and _exists(running[1]):
         worker_dir = jar.worker_dir(running[0])
@@ -79,8 +94,4 @@ def locate(name: str, jar: Jar | None = None) -> Location | None:
         hit = _in_tree(jar.worker_dir(worker) / WORKER_JOB, name)
         if hit:
             return Location(states.RUNNING, hit[1], hit[0], worker)
-    for state in (states.COMPLETED, states.REJECTED, states.LIMBO):
-        path = jar.state_dir(state) / name
-        if _exists(path):
-            return Location(state, path)
     return None

@@ -184,7 +184,7 @@ def _owned_by(path: Path, uid: int) -> bool:
 def jobs_in_jar(jar: Jar) -> list[Location]:
     """Every job still in the jar: waiting, unclaimed or running."""
     found = [Location(state, path, category)
-             for state in (states.WAITING, states.UNCLAIMED)
+             for state in states.IN_JAR if state != states.RUNNING
              for category, path in jobs_in(jar.state_dir(state))]
     for worker, path in running_jobs(jar).values():
         category = held_category(jar.worker_dir(worker), path)
@@ -289,7 +289,7 @@ def _left_jar(jar: Jar, name: str) -> dict | None:
     (``retrying``): wait for it to settle.  A final record of a job whose
     file is nowhere (it deleted itself) also means it has left.
     """
-    in_left = os.path.lexists(jar.completed / name) or os.path.lexists(jar.rejected / name)
+    in_left = any(os.path.lexists(jar.state_dir(state) / name) for state in states.LEFT)
     record = records.read(jar.record(name))
     status = record.get("status") if record else None
     if status in records.FINAL:

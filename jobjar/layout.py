@@ -10,18 +10,32 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .states import DIRECTORIES
+
 if TYPE_CHECKING:  # config imports layout (the install location): no import cycle at run time
     from .config import Config
 
-#: Job state directories under ``$JJ_HOME``.
-STATE_DIRS = ("limbo", "unclaimed", "claimed", "completed", "waiting", "cancel", "results",
-              "output", "rejected")
+#: Directories under ``$JJ_HOME``: one per job state kept as a directory
+#: (``states.DIRECTORIES``), and the jar's bookkeeping: ``claimed/`` (a link per
+#: busy worker), ``cancel/`` (requests), ``results/`` (records), ``output/``.
+STATE_DIRS = (*DIRECTORIES, "claimed", "cancel", "results", "output")
 
-#: Control files: in one worker's directory (``WORKER_CONTROLS``) or in the
-#: workers' home for every worker (``GLOBAL_CONTROLS``).
-STOP, PAUSE, STOP_ALL, PAUSE_ALL = "STOP", "PAUSE", "STOP_ALL", "PAUSE_ALL"
+#: Control files: in one worker's directory (``WORKER_CONTROLS``) or, as
+#: ``NAME_ALL``, in the workers' home for every worker (``GLOBAL_CONTROLS``).
+#: A new one is a name here, its functions in ``control.py`` (which give
+#: ``jobjar`` its API and, with an entry in ``cli.COMMANDS``, its command),
+#: and what the worker does about it (``WorkerControls.on(NAME)``).
+STOP, PAUSE = "STOP", "PAUSE"
 WORKER_CONTROLS = (STOP, PAUSE)
-GLOBAL_CONTROLS = (STOP_ALL, PAUSE_ALL)
+
+
+def global_control(name: str) -> str:
+    """The control file that does for every worker what ``name`` does for one: ``NAME_ALL``."""
+    return f"{name}_ALL"
+
+
+STOP_ALL, PAUSE_ALL = global_control(STOP), global_control(PAUSE)
+GLOBAL_CONTROLS = tuple(global_control(name) for name in WORKER_CONTROLS)
 CONTROL_FILES = WORKER_CONTROLS + GLOBAL_CONTROLS
 
 #: Files and directories inside one worker directory.

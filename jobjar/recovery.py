@@ -379,12 +379,23 @@ def recover_jobs(stale: float | None = None, jar: Jar | None = None) -> list[dic
     return done
 
 
+def _not_empty(path: Path) -> bool:
+    """Is there anything in a scratch directory (or something other than a directory)?"""
+    try:
+        with os.scandir(path) as entries:
+            return next(entries, None) is not None
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return os.path.lexists(path)
+
+
 def _recover_dead(jar: Jar, config: Config, worker: str, why: str) -> list[dict]:
     wdir = jar.worker_dir(worker)
     if not files.is_real_dir(wdir):
         return []
     scratch = wdir / WORKER_SCRATCH
-    had_scratch = os.path.lexists(scratch)
+    had_scratch = _not_empty(scratch)  # an idle worker keeps an empty scratch/
     if held_job(wdir) is None and not os.path.lexists(jar.claimed_link(worker)) \
             and not had_scratch:
         return []

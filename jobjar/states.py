@@ -4,8 +4,10 @@ A job's *state* is the directory it is in: ``docs/protocol.md`` draws the
 tree.  A job's *status* is the ``status`` field of its record in
 ``results/``: ``retrying`` while it is back in the jar for another attempt,
 one of ``FINAL`` once it has left the jar.  Everything else in the package
-names states and statuses through these constants, so that adding one is a
-change here, in ``layout.STATE_DIRS`` and in the protocol document.
+names states and statuses through these constants and tuples, so that a new
+state is a change here (``layout.STATE_DIRS``, ``find.locate`` and
+``system_status`` take their states from ``STATES``), in the code that moves
+jobs into it, and in the protocol document.
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ STATES = (LIMBO, WAITING, UNCLAIMED, RUNNING, COMPLETED, REJECTED)
 IN_JAR = (WAITING, UNCLAIMED, RUNNING)
 #: States of a job that has left the jar.
 LEFT = (COMPLETED, REJECTED)
+#: States kept as a directory of their own, ``$JJ_HOME/STATE`` (a running job
+#: is in its worker's ``job/``); those ``IN_JAR`` have a subdirectory per category.
+DIRECTORIES = tuple(state for state in STATES if state != RUNNING)
+#: The order in which ``find.locate`` looks for a job and ``system_status``
+#: lists the states: the queue first (most lookups are of queued jobs), limbo
+#: (not submitted yet) last; any other state in its place in ``STATES``.
+SHOWN = (UNCLAIMED, WAITING, *(s for s in STATES if s not in (UNCLAIMED, WAITING, LIMBO)), LIMBO)
 
 # -- statuses: the ``status`` field of a record --------------------------------
 

@@ -117,10 +117,13 @@ def queued(jar: Jar, unreadable: Unreadable | None = None) -> tuple[dict, list[o
     return summary, dots
 
 
-def waiting(jar: Jar, unreadable: Unreadable) -> int:
-    """Jobs waiting for their dependencies, all categories."""
-    found, _ = _tree(jar.waiting, unreadable)
-    return sum(len(names) for names in found.values())
+def count(jar: Jar, state: str, unreadable: Unreadable) -> int:
+    """Jobs in a state's directory (``waiting``, ``limbo``, ...), all categories if it has any."""
+    if state in states.IN_JAR:  # STATE/NAME and STATE/CATEGORY/NAME
+        found, _ = _tree(jar.state_dir(state), unreadable)
+        return sum(len(names) for names in found.values())
+    names, _, _ = _scan(jar.state_dir(state), unreadable)
+    return len(names)
 
 
 def _failure(record: dict, status: str) -> dict:
@@ -272,17 +275,17 @@ def system_status() -> dict:
     now_fs = _now(jar)  # read-only: no probe file for the server's clock
     unclaimed, dots = queued(jar, unreadable)
     workers, stranded = worker_states(jar, config.node, now_fs, unreadable)
-    limbo, _, _ = _scan(jar.limbo, unreadable)
+    summaries = {states.UNCLAIMED: unclaimed, states.RUNNING: sum(1 for w in workers if w["job"]),
+                 states.COMPLETED: completed, states.REJECTED: rejected(jar, unreadable)}
+    jobs = {state: summaries[state] if state in summaries else count(jar, state, unreadable)
+            for state in states.STATES}  # any other state: how many jobs it holds
+    jobs["hidden"] = hidden(jar, dots, now_fs)
     return {
         "jar": str(jar.home), "worker_home": str(jar.worker_home), "node": config.node,
         "time": records.utc_iso(time.time()),
         "control": {name.lower(): os.path.exists(jar.worker_home / name)
                     for name in GLOBAL_CONTROLS},
-        "jobs": {states.LIMBO: len(limbo), states.WAITING: waiting(jar, unreadable),
-                 states.UNCLAIMED: unclaimed,
-                 states.RUNNING: sum(1 for w in workers if w["job"]),
-                 states.COMPLETED: completed, states.REJECTED: rejected(jar, unreadable),
-                 "hidden": hidden(jar, dots, now_fs)},
+        "jobs": jobs,
         "workers": workers, "stranded": stranded, "recent_failures": failures,
         "unreadable": sorted(unreadable),
     }

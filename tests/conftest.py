@@ -42,6 +42,41 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def one_line_error(result: subprocess.CompletedProcess, *expect: str,
+                   status: int | None = None) -> str:
+    """Assert a failed command said exactly one line and no traceback; return it.
+
+    ``status``: the exit status it must have (any non-zero one by default).
+    """
+    if status is None:
+        assert result.returncode != 0, (result.stdout, result.stderr)
+    else:
+        assert result.returncode == status, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for word in expect:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def stop_workers(workers_dir: Path, pids: list[int]) -> None:
+    """STOP_ALL, a few seconds to obey, then SIGKILL by pid for any that linger."""
+    if not pids:
+        return
+    if workers_dir.is_dir():
+        (workers_dir / "STOP_ALL").touch()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+        time.sleep(0.05)
+    for pid in pids:
+        if pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 class TestJar:
     """A jar in a temporary directory, with helpers to drive it."""
 
@@ -111,20 +146,25 @@ class TestJar:
                         message=f"{count} completed jobs")
 
     def stop_all_workers(self) -> None:
-        if not self.worker_pids:
-            return
-        self.workers_dir.mkdir(parents=True, exist_ok=True)
-        (self.workers_dir / "STOP_ALL").touch()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(pid_alive(p) for p in self.worker_pids):
-            time.sleep(0.05)
-        for pid in self.worker_pids:
-            if pid_alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        if self.worker_pids:
+            self.workers_dir.mkdir(parents=True, exist_ok=True)
+        stop_workers(self.workers_dir, self.worker_pids)
         self.worker_pids.clear()
+
+
+@pytest.fixture
+def small_disk(jar):
+    """The jar on a 1 MiB tmpfs (root only: skips loudly where mounting is not allowed)."""
+    jar.home.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "jobjar-test",
+                            str(jar.home)], capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"FULL-DISK TEST SKIPPED: cannot mount a tmpfs here: {mount.stderr.strip()}")
+    try:
+        yield jar.home
+    finally:
+        jar.stop_all_workers()
+        subprocess.run(["umount", "-l", str(jar.home)], check=False)
 
 
 @pytest.fixture
@@ -235,19 +275,7 @@ class Team:
     def close(self) -> None:
         import shutil
 
-        if self.worker_pids:
-            workers = self.home / "workers"
-            if workers.is_dir():
-                (workers / "STOP_ALL").touch()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and any(pid_alive(p) for p in self.worker_pids):
-                time.sleep(0.05)
-            for pid in self.worker_pids:
-                if pid_alive(pid):
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+        stop_workers(self.home / "workers", self.worker_pids)
         for login in self.names.values():
             subprocess.run(["userdel", login], capture_output=True)
         subprocess.run(["groupdel", self.group], capture_output=True)

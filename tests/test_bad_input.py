@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, pid_alive, wait_for
+from conftest import BIN, one_line_error, pid_alive, wait_for
 
 #: Commands that read the configuration, with harmless arguments.
 COMMANDS = [("submit_job", ["true"]), ("start_worker", []), ("check_workers", ["--dry-run"]),
@@ -34,17 +34,6 @@ COMMANDS = [("submit_job", ["true"]), ("start_worker", []), ("check_workers", ["
 #: Drop the capabilities that let root ignore file modes.
 NO_DAC = "-dac_override,-dac_read_search"
 SETPRIV = shutil.which("setpriv")
-
-
-def one_line_error(result: subprocess.CompletedProcess, *expect: str) -> str:
-    """Assert a failed command said exactly one line and no traceback; return it."""
-    assert result.returncode != 0, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for word in expect:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 def files_under(path: Path) -> list[str]:
@@ -209,24 +198,9 @@ def test_jar_that_is_not_writable(jar):
     assert not jar.path("unclaimed", "newcat").exists()
 
 
-@pytest.fixture
-def tmpfs(jar):
-    """Mount a 1 MiB tmpfs as the jar (skip where mounting is not permitted)."""
-    jar.home.mkdir()
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "jobjar-test",
-                            str(jar.home)], capture_output=True, text=True)
-    if mount.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
-    try:
-        yield jar.home
-    finally:
-        jar.stop_all_workers()
-        subprocess.run(["umount", "-l", str(jar.home)], check=False)
-
-
-def test_read_only_jar(jar, tmpfs):
+def test_read_only_jar(jar, small_disk):
     jar.run("check_workers", "--dry-run", check=True)
-    subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     for command, args in [("submit_job", ["true"]), ("submit_job", ["-c", "new", "true"]),
                           ("start_worker", []), ("unique_job_name", [])]:
         result = jar.run(command, *args)
@@ -236,7 +210,7 @@ def test_read_only_jar(jar, tmpfs):
     assert files_under(jar.home) == []
 
 
-def test_disk_fills_up_during_submission(jar, tmpfs):
+def test_disk_fills_up_during_submission(jar, small_disk):
     """Every submission either lands whole or fails in one line, leaving limbo clean."""
     import jobjar
     from jobjar.errors import JobJarError

@@ -6,6 +6,7 @@ the same way (seconds as a plain number, bounded).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 
@@ -16,22 +17,42 @@ from jobjar.cli import COMMANDS
 from conftest import BIN, ROOT
 
 
-def scripts() -> dict[str, str]:
-    """``[project.scripts]`` of ``pyproject.toml`` (a plain reader: tomllib is 3.11+)."""
-    found, inside = {}, False
-    for line in (ROOT / "pyproject.toml").read_text().splitlines():
-        if line.startswith("["):
-            inside = line.strip() == "[project.scripts]"
-        elif inside and "=" in line:
-            name, _, value = line.partition("=")
-            found[name.strip()] = value.strip().strip('"')
-    return found
+def setup_py():
+    """``setup.py`` as a module (it calls ``setup()`` only when setuptools runs it)."""
+    spec = importlib.util.spec_from_file_location("jobjar_setup", ROOT / "setup.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def test_pyproject_installs_exactly_the_commands():
+def test_the_installed_scripts_are_exactly_the_commands():
+    found = dict(line.split(" = ") for line in setup_py().console_scripts())
     expected = {name: f"jobjar.cli.{entry}" for name, entry in COMMANDS.items()}
     expected["jobjar"] = "jobjar.cli:dispatch"
-    assert scripts() == expected
+    assert found == expected
+
+
+def test_pyproject_leaves_the_scripts_to_setup_py():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert "[project.scripts]" not in text
+    assert re.search(r'^dynamic = \[.*"scripts".*\]$', text, re.M)
+
+
+def test_every_control_command_is_an_action_of_the_control_module():
+    import jobjar.control
+
+    for name, entry in COMMANDS.items():
+        if entry == "workers:control_main":
+            assert f"{name.removesuffix('_worker')}_workers" in jobjar.control.__all__, name
+
+
+def test_the_package_exports_the_control_module_by_its_all():
+    import jobjar
+    import jobjar.control
+
+    assert set(jobjar.control.__all__) <= set(jobjar.__all__)
+    for name in jobjar.control.__all__:
+        assert getattr(jobjar, name) is getattr(jobjar.control, name)
 
 
 def test_bin_has_a_link_to_bin_jobjar_for_every_command_and_nothing_else():

@@ -66,7 +66,7 @@ def settled(jar, names) -> None:
     wait_for(lambda: os.listdir(jar.path("claimed")) == [], message="no claimed links")
     assert held(jar) == []
     assert not [p for p in jar.path("unclaimed").rglob("*") if p.is_file()]
-    assert not list(jar.workers_dir.glob("*/scratch"))
+    assert not list(jar.workers_dir.glob("*/scratch/*"))
 
 
 #: The other ways a claimed job leaves a worker, and the points each one passes.
@@ -275,7 +275,7 @@ def test_recover_jobs_killed_between_two_dead_workers(jar):
     second = jar.run("recover_jobs", check=True).stdout
     assert victims[other] in second and victims[requeued] not in second, second
     assert held(jar) == [] and os.listdir(jar.path("claimed")) == []
-    assert not list(jar.workers_dir.glob("*/scratch"))
+    assert not list(jar.workers_dir.glob("*/scratch/*"))
     assert jar.run("recover_jobs", check=True).stdout == ""
     for cat in names:
         jar.start_worker(cat)

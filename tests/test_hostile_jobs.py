@@ -18,18 +18,13 @@ import time
 
 import pytest
 
+from conftest import one_line_error as _one_line_error
 from conftest import wait_for
 
 
 def one_line_error(result: subprocess.CompletedProcess, *expect: str) -> str:
-    """Assert a failed command said exactly one line and no traceback; return it."""
-    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for word in expect:
-        assert word in lines[0], lines[0]
-    return lines[0]
+    """One line, no traceback, and exit status 1 (a user error)."""
+    return _one_line_error(result, *expect, status=1)
 
 
 def queued(jar) -> list[str]:
@@ -41,21 +36,6 @@ def queued(jar) -> list[str]:
 
 
 # -- 4: partial submissions ------------------------------------------------------------------
-
-
-@pytest.fixture
-def small_disk(jar):
-    """The jar on a 1 MiB tmpfs (root only: skips loudly where mounting is not allowed)."""
-    jar.home.mkdir()
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "jobjar-test",
-                            str(jar.home)], capture_output=True, text=True)
-    if mount.returncode != 0:
-        pytest.skip(f"FULL-DISK TEST SKIPPED: cannot mount a tmpfs here: {mount.stderr.strip()}")
-    try:
-        yield jar.home
-    finally:
-        jar.stop_all_workers()
-        subprocess.run(["umount", "-l", str(jar.home)], check=False)
 
 
 def test_an_array_that_fills_the_disk_prints_every_submitted_name(jar, small_disk):

@@ -13,17 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import pid_alive, wait_for
-
-
-def one_line_error(result, *expect: str) -> str:
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    for word in expect:
-        assert word in lines[0], lines[0]
-    return lines[0]
+from conftest import one_line_error, pid_alive, wait_for
 
 
 def outside_the_jar(jar) -> set[str]:

@@ -523,6 +523,16 @@ def test_states_and_final_directories():
     assert set(states.IN_JAR) | set(states.LEFT) <= set(states.STATES)
 
 
+def test_every_state_is_shown_found_and_made():
+    """``SHOWN``, the state directories and the status take their states from ``STATES``."""
+    assert sorted(states.SHOWN) == sorted(states.STATES)
+    assert states.SHOWN[0] == states.UNCLAIMED and states.SHOWN[-1] == states.LIMBO
+    assert set(states.DIRECTORIES) == set(states.STATES) - {states.RUNNING}
+    assert set(states.DIRECTORIES) <= set(layout.STATE_DIRS)
+    assert set(layout.STATE_DIRS) - set(states.DIRECTORIES) == {"claimed", "cancel", "results",
+                                                               "output"}
+
+
 # -- crash points: documented and tested -----------------------------------------------------
 
 _HIT = re.compile(r"faults\.hit\(\s*(.*?)\s*\)")

@@ -2,10 +2,17 @@
 
 ``COMMANDS`` maps each command to its entry point: it is THE list of
 commands.  ``bin/jobjar`` (and the links to it named after each command)
-dispatches through it, and ``pyproject.toml`` installs the same entry points
-as console scripts; ``tests/test_commands.py`` checks that ``pyproject.toml``,
-the links in ``bin/`` and the README's list agree with it, and runs every
-command's ``--help``.  A new command: an entry here, then what that test asks.
+dispatches through it, and ``setup.py`` reads it to install the same entry
+points as console scripts; ``tests/test_commands.py`` checks that those, the
+links in ``bin/`` and the README's list agree with it, and runs every
+command's ``--help``.  A new command: an entry here, then what that test asks
+(a link in ``bin/``, a name in the README).
+
+An entry point takes the command's arguments (``argv``, default
+``sys.argv[1:]``).  One marked ``by_name`` serves several commands and is
+also given the command's name (``command=``): ``workers:control_main`` is
+every ``ACTION_worker`` of ``control.ACTION_workers``, so a new control
+command is just its entry here.
 """
 
 from __future__ import annotations
@@ -16,9 +23,9 @@ import sys
 
 COMMANDS = {
     "start_worker": "workers:start_main",
-    "stop_worker": "workers:stop_main",
-    "pause_worker": "workers:pause_main",
-    "unpause_worker": "workers:unpause_main",
+    "stop_worker": "workers:control_main",
+    "pause_worker": "workers:control_main",
+    "unpause_worker": "workers:control_main",
     "check_workers": "operate:check_main",
     "recover_jobs": "operate:recover_main",
     "install_cron": "operate:cron_main",
@@ -47,4 +54,6 @@ def dispatch(argv: list[str] | None = None) -> int:
         return 0 if asked else 2
     module, _, function = COMMANDS[name].partition(":")
     entry = getattr(importlib.import_module(f"{__name__}.{module}"), function)
+    if getattr(entry, "by_name", False):  # one entry point for several commands
+        return entry(argv[1:], command=name)
     return entry(argv[1:])

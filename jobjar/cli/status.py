@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from .. import states
 from ..naming import printable
 from .common import Parser, run
 
@@ -17,18 +18,12 @@ def render(status: dict) -> str:
     """
     jobs = status["jobs"]
     queued = jobs["unclaimed"]
-    done = jobs["completed"]
     lines = [f"Job Jar {printable(status['jar'])} (seen from node {status['node']}, "
              f"{status['time']})"]
     control = [name.upper() for name, on in status["control"].items() if on]
     if control:
         lines.append(f"  IN FORCE: {', '.join(control)}")
-    other = ", ".join(f"{n} {printable(s)}" for s, n in sorted(done["other"].items()))
-    lines.append(f"jobs: {queued['total']} unclaimed, {jobs['waiting']} waiting, "
-                 f"{jobs['running']} running, {done['total']} completed "
-                 f"({done['succeeded']} succeeded, {done['failed']} failed"
-                 f"{', ' + other if other else ''}), {len(jobs['rejected'])} rejected, "
-                 f"{jobs['limbo']} in limbo")
+    lines.append("jobs: " + ", ".join(_count(state, jobs[state]) for state in states.SHOWN))
     for category, summary in sorted(queued["categories"].items()):
         if summary["count"]:
             label = printable(category) if category else "(uncategorized)"
@@ -51,6 +46,21 @@ def render(status: dict) -> str:
         lines.append("recent failures:")
         lines.extend(_failure_line(record) for record in status["recent_failures"])
     return "\n".join(lines)
+
+
+def _count(state: str, summary) -> str:
+    """``N STATE`` for the summary line; the states summarised by more than a number first."""
+    if state == states.UNCLAIMED:
+        return f"{summary['total']} unclaimed"
+    if state == states.COMPLETED:
+        other = ", ".join(f"{n} {printable(s)}" for s, n in sorted(summary["other"].items()))
+        return (f"{summary['total']} completed ({summary['succeeded']} succeeded, "
+                f"{summary['failed']} failed{', ' + other if other else ''})")
+    if state == states.REJECTED:
+        return f"{len(summary)} rejected"
+    if state == states.LIMBO:
+        return f"{summary} in limbo"
+    return f"{summary} {state}"  # waiting, running, and any new state
 
 
 def _worker_line(worker: dict) -> str:

@@ -1,7 +1,8 @@
-"""``start_worker``, ``stop_worker``, ``pause_worker`` and ``unpause_worker``."""
+"""``start_worker``, and ``stop_worker``, ``pause_worker``, ``unpause_worker`` (one entry)."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ..naming import printable
@@ -33,9 +34,22 @@ def start_main(argv: list[str] | None = None) -> int:
     return run("start_worker", body)
 
 
-def _control_main(action: str, argv: list[str] | None) -> int:
-    """``ACTION_worker TARGETS``: ``control.ACTION_workers``, its output one line per worker."""
-    prog = f"{action}_worker"
+def control_main(argv: list[str] | None = None, command: str | None = None) -> int:
+    """Entry point of every ``ACTION_worker TARGETS``: ``control.ACTION_workers``.
+
+    One entry for ``stop_worker``, ``pause_worker``, ``unpause_worker`` (and
+    any later ``ACTION_worker`` of ``cli.COMMANDS``): the action is the
+    command's name, given by ``cli.dispatch`` or, as an installed console
+    script, the name it was run by.  Its output is one line per worker.
+    """
+    prog = command or os.path.basename(sys.argv[0])
+    action = prog[:-len("_worker")] if prog.endswith("_worker") else ""
+    from .. import control
+
+    if f"{action}_workers" not in control.__all__:
+        sys.stderr.write(f"{prog}: not a control command (ACTION_worker, for "
+                         "each ACTION_workers of control.__all__)\n")
+        return 2
     verb = action.capitalize()  # no table to keep in step: the action names it all
     p = Parser(prog, f"{verb} workers between jobs. Targets: 'all' (every existing worker), "
                "node names,\nand worker directory names (node.pid), mixed freely.",
@@ -44,8 +58,6 @@ def _control_main(action: str, argv: list[str] | None) -> int:
     args = p.parse_args(argv)
 
     def body() -> int:
-        from .. import control
-
         try:
             workers = getattr(control, f"{action}_workers")(*args.targets)
         except control.NoSuchTarget as exc:
@@ -59,16 +71,4 @@ def _control_main(action: str, argv: list[str] | None) -> int:
     return run(prog, body)
 
 
-def stop_main(argv: list[str] | None = None) -> int:
-    """Entry point of ``stop_worker``."""
-    return _control_main("stop", argv)
-
-
-def pause_main(argv: list[str] | None = None) -> int:
-    """Entry point of ``pause_worker``."""
-    return _control_main("pause", argv)
-
-
-def unpause_main(argv: list[str] | None = None) -> int:
-    """Entry point of ``unpause_worker``."""
-    return _control_main("unpause", argv)
+control_main.by_name = True  # cli.dispatch passes the command's name
