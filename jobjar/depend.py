@@ -258,9 +258,8 @@ def release_one(jar: Jar, category: str | None, path: Path) -> int:
     if refusal:
         return finish(jar, category, path, states.REJECTED, refusal)
     target = jar.queue_dir(category) / path.name
-    files.make_dir(target.parent)
     try:
-        os.rename(path, target)
+        files.rename_into(path, target)
     except OSError:
         return 0  # another worker acted first
     try:
@@ -297,8 +296,7 @@ def finish(jar: Jar, category: str | None, path: Path, status: str, reason: str 
     records.write(jar.record(path.name), record)
     target = jar.state_dir(states.final_state(status)) / path.name
     try:
-        files.make_dir(target.parent)
-        os.rename(path, target)
+        files.rename_into(path, target)
     except OSError:
         return 0  # another worker acted first
     return 1

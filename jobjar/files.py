@@ -100,6 +100,22 @@ def write_new(path: str | os.PathLike, data: bytes, mode: int = 0o666) -> None:
         raise
 
 
+def rename_into(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Rename ``src`` to ``dst``, making ``dst``'s directory (``make_dir``) if it is missing.
+
+    The rename comes first: the directory is almost always there, so the
+    common case costs one system call.  A ``src`` that vanished (someone
+    else moved it first) raises ``FileNotFoundError`` as it is.
+    """
+    try:
+        os.rename(src, dst)
+    except FileNotFoundError:
+        if not os.path.lexists(src):
+            raise
+        make_dir(Path(dst).parent)
+        os.rename(src, dst)
+
+
 def make_dir(path: str | os.PathLike) -> None:
     """Create a directory (and missing parents) with the permissions of its parent.
 

@@ -252,8 +252,7 @@ def _return_job(jar: Jar, config: Config, worker: str, category: str | None, pat
 def _move(path: Path, target: Path) -> bool:
     """One rename (creating the target's directory); False if another recoverer was faster."""
     try:
-        files.make_dir(target.parent)
-        os.rename(path, target)
+        files.rename_into(path, target)
     except FileNotFoundError:
         return False
     faults.hit("recover-after-move")

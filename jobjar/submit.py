@@ -172,7 +172,7 @@ def write_job(content: bytes, priority: int = 0, id: str | None = None,
     _write_limbo(jar, limbo_path, content)
     faults.hit("submit-after-limbo")
     try:
-        _rename_into(limbo_path, target_dir / name)
+        files.rename_into(limbo_path, target_dir / name)  # a new category: its parent's mode
     except OSError as exc:
         _discard(limbo_path)
         raise SubmitError(f"cannot submit into {target_dir}: {exc.strerror}") from None
@@ -214,16 +214,6 @@ def _ensure(jar: Jar) -> None:
         files.make_dir(jar.worker_home)
     except OSError as exc:
         raise SubmitError(f"cannot create the jar at {jar.home}: {exc.strerror}") from None
-
-
-def _rename_into(src: Path, dst: Path) -> None:
-    try:
-        os.rename(src, dst)
-    except FileNotFoundError:
-        if not os.path.exists(src):
-            raise
-        files.make_dir(dst.parent)  # a new category: as usable as its parent
-        os.rename(src, dst)
 
 
 def _discard(path: Path) -> None:

@@ -779,9 +779,9 @@ class Worker:
             else:
                 target = self.jar.state_dir(states.final_state(status)) / name
         if tolerant:
-            self._attempt(_move, current.path, target)
+            self._attempt(files.rename_into, current.path, target)
         else:
-            _move(current.path, target)
+            files.rename_into(current.path, target)
         faults.hit("after-move")
         _discard(self.link)
         faults.hit("after-unlink")
@@ -831,17 +831,6 @@ def _discard(path: Path | str) -> None:
         files.unlink(path)
     except OSError:  # a directory someone made there: EISDIR
         pass
-
-
-def _move(path: Path, target: Path) -> None:
-    """Rename a job file into ``target``, making the category directory if needed."""
-    try:
-        os.rename(path, target)
-    except FileNotFoundError:
-        if not os.path.lexists(path):
-            raise
-        files.make_dir(target.parent)
-        os.rename(path, target)
 
 
 def cancel_requested(jar: Jar, name: str) -> bool:
