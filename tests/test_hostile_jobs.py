@@ -15,6 +15,7 @@ import os
 import stat
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -270,3 +271,29 @@ def test_wait_jobs_says_when_a_job_left_without_a_record(jar):
     result = jar.run("wait_jobs", "--timeout", "10", "norecord.0")
     assert result.returncode == 1, result.stderr
     assert result.stdout == "norecord.0: left the jar without a record\n"
+
+
+def _forge_category(results: str, name: str) -> None:
+    """As bob: replace the record of ann's job by one whose category climbs out of the jar."""
+    from jobjar import records
+
+    path = os.path.join(results, f"{name}.yaml")
+    record = records.read(Path(path))
+    record["category"] = "../../../x"
+    records.write(Path(path), record)
+
+
+def test_resubmit_never_follows_a_category_another_user_forged(team):
+    """Finding 11 with two users: bob may write results/; ann's resubmit_job still
+    checks the record's category like a typed name and moves nothing outside the jar."""
+    from jobjar import records
+
+    name = team.run("ann", "submit_job", "true").stdout.strip()
+    team.start_worker("ann")
+    wait_for(lambda: (records.read(team.home / "results" / f"{name}.yaml") or {})
+             .get("status") == "succeeded", message="ann's job")
+    team.as_user("bob", _forge_category, str(team.home / "results"), name)
+    before = sorted(os.listdir(team.root))
+    one_line_error(team.run("ann", "resubmit_job", name), "resubmit_job: error:", "category")
+    assert (team.home / "completed" / name).exists()
+    assert sorted(os.listdir(team.root)) == before and not (team.root / "x").exists()

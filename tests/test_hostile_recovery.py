@@ -312,3 +312,38 @@ def test_a_live_worker_is_not_recovered_on_files_another_user_forged(team):
     assert record["status"] == "succeeded" and record["attempt"] == 1, record
     assert record["recoveries"] == 0, record
     assert pid_alive(int(worker.rsplit(".", 1)[1]))
+
+
+def _plant_links(workers: str, victim: str, pids: tuple[int, int]) -> None:
+    """As bob: a worker "directory" that is a link to ann's files, and a worker
+    directory of his own whose control files and scratch are links to them."""
+    from jobjar.naming import default_node
+
+    node = default_node()
+    os.symlink(victim, os.path.join(workers, f"{node}.{pids[0]}"))
+    real = os.path.join(workers, f"{node}.{pids[1]}")
+    os.mkdir(real)
+    for name in ("STOP", "PAUSE"):
+        os.symlink(os.path.join(victim, name), os.path.join(real, name))
+    os.symlink(victim, os.path.join(real, "scratch"))
+
+
+def test_links_another_user_plants_in_workers_never_reach_their_files(team):
+    """Finding 10 with two users: bob's links in workers/ point at ann's private files;
+    no command ann runs (recovery, controls, pruning, status) writes or deletes there."""
+    assert team.run("ann", "check_workers", "--dry-run").returncode == 0
+    private = team.root / team.names["ann"]
+    (private / "scratch").mkdir()
+    (private / "scratch" / "thesis.tex").write_text("years of work\n")
+    (private / ".bashrc").write_text("echo hello\n")
+    for path in (private / "scratch", private / "scratch" / "thesis.tex", private / ".bashrc"):
+        os.chown(path, team.uid["ann"], team.gid)
+    before = snapshot(private)
+    team.as_user("bob", _plant_links, str(team.home / "workers"), str(private),
+                 (dead_pid(), dead_pid()))
+    for command in (("recover_jobs",), ("recover_jobs", "--stale", "0"), ("stop_worker", "all"),
+                    ("pause_worker", "all"), ("unpause_worker", "all"), ("system_status",),
+                    ("check_workers", "--dry-run", "--prune", "0")):
+        no_traceback(team.run("ann", *command))
+    assert snapshot(private) == before
+    assert not (private / "STOP").exists() and not (private / "PAUSE").exists()

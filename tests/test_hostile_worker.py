@@ -294,3 +294,21 @@ def test_a_worker_runs_no_file_whose_owner_may_not_submit_to_its_queue(team):
     wait_for(lambda: (records.read(record_of / f"{own.stdout.strip()}.yaml") or {})
              .get("status") == "succeeded", message="ann's own job")
     assert not marker.exists()
+
+
+def test_a_directory_at_a_workers_claimed_link_does_not_bounce_its_jobs(jar):
+    """Finding 8: ``claimed/W`` made a directory (with something in it) used to make
+    worker W hand back every job it claimed, for good; now its jobs run, once each."""
+    jar.run("check_workers", "--dry-run", check=True)
+    jar.env["JJ_PAUSE_TIME"] = "0.2"
+    worker = jar.start_worker()
+    planted = jar.path("claimed", worker)
+    planted.mkdir()
+    (planted / "junk").write_text("x")
+    names = [jar.submit("true") for _ in range(3)]
+    jar.wait_completed(3)
+    for name in names:
+        record = jar.record(name)
+        assert record["status"] == "succeeded" and record["attempt"] == 1, record
+        assert record["recoveries"] == 0, record
+    assert pid_alive(worker_pid(worker))
