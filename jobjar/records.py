@@ -199,7 +199,11 @@ def carried_over(path: Path) -> dict:
     the name; its history must not leak into the new one.  Only the fields
     that carry over are kept, each checked for its type.
     """
-    prior = read(path) or {}
+    return continued(read(path) or {})
+
+
+def continued(prior: dict) -> dict:
+    """``carried_over`` of a record already read (a worker reads it once per job)."""
     if prior.get("status") != PENDING:
         return {}
     attempts = prior.get("attempts")

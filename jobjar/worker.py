@@ -566,7 +566,7 @@ class Worker:
             records.write(where, dict(prior, worker=None))
         out, err = self.jar.default_output(name)
         return records.attempt(name, category, priority_of(name), path, self.name,
-                               self.config.node, claimed_at, records.carried_over(where),
+                               self.config.node, claimed_at, records.continued(prior),
                                str(out), str(err))
 
     def close_attempt(self, current: Attempt, result: Result, retry: bool) -> None:
