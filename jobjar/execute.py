@@ -52,23 +52,28 @@ class Stream(NamedTuple):
     path: str
     opened_by_worker: bool
     append: bool
+    #: an empty file an earlier job of this worker left (``reuse_ok``): emptied and reused
+    reuse: bool = False
 
 
 #: An existing output file of the job, appended to: never through a link, never a fifo.
 _APPEND = files.APPEND | os.O_CREAT | os.O_NONBLOCK
 
 
-def _open_output(path: str, append: bool) -> int:
+def _open_output(path: str, append: bool, reuse: bool = False) -> int:
     """Open an output file in the jar for the worker to hand to a job.
 
     A new file is created with ``O_EXCL`` (a name someone planted makes the
-    open fail); an appended one is opened with ``O_NOFOLLOW`` and must be a
-    regular file (a planted fifo must not block the worker).
+    open fail); an appended or reused one is opened with ``O_NOFOLLOW`` and
+    must be a regular file (a planted fifo must not block the worker); a
+    reused one is emptied first.
     """
-    fd = os.open(path, _APPEND if append else files.CREATE, 0o666)
-    if append and not _is_regular(fd):
+    fd = os.open(path, _APPEND if append or reuse else files.CREATE, 0o666)
+    if (append or reuse) and not _is_regular(fd):
         os.close(fd)
         raise OSError(errno.EINVAL, "not a regular file", path)
+    if reuse:
+        os.ftruncate(fd, 0)
     return fd
 
 
@@ -199,8 +204,8 @@ def spawn(job: Path, scratch: Path, env: dict, out: Stream, err: Stream) -> Proc
     """Start the job in ``scratch`` with its standard output and error in ``out``, ``err``."""
     streams = []
     try:
-        for path, ours, append in (out, err):
-            streams.append(("fd", _open_output(path, append), append) if ours
+        for path, ours, append, reuse in (out, err):
+            streams.append(("fd", _open_output(path, append, reuse), append) if ours
                            else ("path", path, append))
         if streams[0][0] == streams[1][0] == "path" and \
                 os.path.abspath(out.path) == os.path.abspath(err.path):
@@ -228,13 +233,19 @@ _SPAWN_OK = hasattr(os, "posix_spawn") and hasattr(os, "POSIX_SPAWN_OPEN") \
 
 
 class Kept(NamedTuple):
-    """Where a job's output ended up: ``path`` (``None``: there was none) and any problem."""
+    """Where a job's output ended up: ``path`` (``None``: there was none) and any problem.
+
+    ``spare``: the job's empty file, left in place for the worker's next job
+    (only when ``keep_outputs`` was told nothing of the job survives).
+    """
 
     path: str | None
     problem: str | None = None
+    spare: str | None = None
 
 
-def keep_outputs(pairs: list[tuple[str, str]], group: int) -> list[Kept]:
+def keep_outputs(pairs: list[tuple[str, str]], group: int,
+                 reuse_ok: bool = False) -> list[Kept]:
     """After a job: give its output in each ``(fresh, final)`` pair its own name.
 
     ``fresh`` is the file this job alone wrote (created anew for it).  Empty
@@ -255,8 +266,11 @@ def keep_outputs(pairs: list[tuple[str, str]], group: int) -> list[Kept]:
             if lingering is None:
                 lingering = _group_alive(group)
             if not lingering:
-                files.unlink(fresh)
-                kept.append(Kept(None))
+                if reuse_ok:  # nothing of the job runs: nobody can write into it later
+                    kept.append(Kept(None, spare=fresh))
+                else:
+                    files.unlink(fresh)
+                    kept.append(Kept(None))
                 continue
         try:
             os.rename(fresh, final)
@@ -265,6 +279,44 @@ def keep_outputs(pairs: list[tuple[str, str]], group: int) -> list[Kept]:
             kept.append(Kept(fresh, f"its output could not be renamed to {final} "
                                     f"({exc.strerror}); it is in {fresh}"))
     return kept
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Ask Linux to make this process the parent of its jobs' orphans.
+
+    A job's process that outlives its parent (a daemon started with
+    ``setsid ... &``) is then re-parented to the worker instead of ``init``,
+    so the worker can tell whether anything of its last job still runs
+    (``survivors``).  False where the kernel has no such option.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def survivors() -> bool:
+    """Does any process descended from our jobs still run?  Reaps those that ended.
+
+    Only meaningful in a subreaper whose only children are its jobs (a
+    detached worker), called between jobs: every descendant of a job that
+    outlived its parent is then our child, so "no child left" proves that
+    nothing of the last job runs.
+    """
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
 
 
 def _group_alive(group: int) -> bool:

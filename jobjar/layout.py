@@ -45,7 +45,7 @@ WORKER_LOG = "log"
 WORKER_JOB = "job"
 WORKER_SCRATCH = "scratch"
 WORKER_EXITED = "exited"
-#: The empty scratch directory kept between jobs (a dot-file: not part of the protocol).
+#: The last job's empty scratch directory, kept for the next job when nothing of it runs.
 SPARE_SCRATCH = ".scratch-spare"
 #: Files a worker writes next to its job (the job itself is under ``WORKER_JOB``).
 WORKER_FILES = (WORKER_INFO, WORKER_HEARTBEAT, WORKER_LOG, WORKER_EXITED)

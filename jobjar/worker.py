@@ -133,6 +133,14 @@ class Worker:
         self.terminated = False  # SIGTERM/SIGINT: stop like STOP, after the current job
         self.sleeping = False
         self.current: Attempt | None = None
+        # Reuse of the last job's empty output files and scratch directory, only
+        # when nothing of that job still runs (``execute.survivors``): a detached
+        # worker is a child subreaper, so every process of its jobs is its child.
+        self.reaper = False  # set by main_loop: this process is the worker's alone
+        self.clean = False  # the last job left no process behind
+        self.spare_files: dict[str, str] = {}  # record key -> the last job's empty file
+        self.spare_scratch = self.dir / SPARE_SCRATCH
+        self.has_spare_scratch = False
         self.gone: str | None = None  # why the worker cannot go on (its directory vanished)
         self.next_dir_check = 0.0
 
@@ -147,8 +155,9 @@ class Worker:
         moved_aside = self.take_directory()
         for spare in self.jar.hidden_outputs(self.name):  # an older version's, of a namesake
             files.unlink(spare)
-        files.remove_tree(self.dir / SPARE_SCRATCH)
+        files.remove_tree(self.spare_scratch)
         files.remove_tree(self.scratch_root)  # what a namesake's jobs left
+        self.reaper = self.clean = self.reaper and execute.become_subreaper()
         for job_dir in self.job_dirs.values():
             files.make_dir(job_dir)
         # Never through a link, never blocked by a fifo someone put there; hand-made
@@ -249,6 +258,15 @@ class Worker:
                 self.log(f"warning: {shared} is writable by everyone: anyone can run jobs "
                          "as this worker's user")
 
+    def drop_spares(self) -> None:
+        """Remove the last job's empty files and scratch directory kept for reuse."""
+        for spare in self.spare_files.values():
+            _discard(spare)
+        self.spare_files.clear()
+        if self.has_spare_scratch:
+            files.remove_tree(self.spare_scratch)
+            self.has_spare_scratch = False
+
     def log(self, message: str) -> None:
         """Append a time-stamped line to the worker's log.
 
@@ -329,6 +347,7 @@ class Worker:
             raise
         finally:
             if clean and not self.gone:
+                self.drop_spares()
                 try:  # scratch/ stays between jobs; a stopped worker leaves none
                     os.rmdir(self.scratch_root)
                 except OSError:
@@ -432,6 +451,8 @@ class Worker:
                 wait = min(left, max(0.05, self.next_beat - time.monotonic()))
                 events = self.watcher.wait(wait)
                 self.beat()
+                if self.reaper:  # reap what our jobs left behind and has ended since
+                    execute.survivors()
                 if events and self._route(events):
                     return
         finally:
@@ -495,6 +516,7 @@ class Worker:
         run it twice.  What still runs is ended; the record keeps the status
         its exit gave and notes the error; every step is tried on its own.
         """
+        self.clean = False  # after an error of ours, nothing of the last job is reused
         if current.result is None:  # not reaped yet: end it first
             execute.stop(current.proc, self.config.kill_grace)
             current.result = Result(*self.outcome_of(current, None, time.time()))
@@ -649,10 +671,11 @@ class Worker:
 
         A file the job names is opened by the job itself (a relative path is
         taken in ``output/``).  A first attempt's default output goes to a
-        new hidden file of this job alone (``O_EXCL``, an unpredictable
-        name), renamed to ``output/NAME.out``/``.err`` afterwards if not
-        empty: nothing a previous job left running can write into it.  A
-        retry appends to the job's own files.
+        hidden file of this job alone, renamed to ``output/NAME.out``/``.err``
+        afterwards if not empty: a new one (``O_EXCL``, an unpredictable
+        name), or the empty one the last job left when nothing of that job
+        still runs, so that nothing a previous job left running can write
+        into it.  A retry appends to the job's own files.
         """
         record = current.record
         retry = record["attempt"] > 1
@@ -664,6 +687,13 @@ class Worker:
             elif retry:
                 streams.append(execute.Stream(record[key], True, True))
             else:
+                spare = self.spare_files.pop(key, None)
+                if spare and self.clean and _own_file(spare):
+                    current.fresh.append((key, spare, record[key]))
+                    streams.append(execute.Stream(spare, True, False, reuse=True))
+                    continue
+                if spare:  # not ours to reuse any more: gone, replaced, or not clean
+                    _discard(spare)
                 fresh = os.fspath(self.jar.hidden_output(self.name, files.token(), suffix))
                 current.fresh.append((key, fresh, record[key]))
                 streams.append(execute.Stream(fresh, True, False))
@@ -689,10 +719,35 @@ class Worker:
             fd = os.open(root, _DIR_FLAGS)
         try:
             name = files.token()
-            os.mkdir(name, dir_fd=fd)
+            if not self._reuse_scratch(name, fd):
+                os.mkdir(name, dir_fd=fd)
         finally:
             os.close(fd)
         return root / name
+
+    def _reuse_scratch(self, name: str, root_fd: int) -> bool:
+        """Rename the last job's empty scratch directory in as ``scratch/NAME``, if safe.
+
+        Only when nothing of the last job runs (``clean``), and only a real,
+        empty directory of ours: anyone of the group may have put something
+        in ``workers/W/`` since.  One rename instead of a ``mkdir``.
+        """
+        if not (self.clean and self.has_spare_scratch):
+            return False
+        self.has_spare_scratch = False
+        try:
+            os.rename(self.spare_scratch, name, dst_dir_fd=root_fd)
+        except OSError:
+            return False
+        try:
+            info = os.lstat(name, dir_fd=root_fd)
+            if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() \
+                    and not os.listdir(self.scratch_root / name):
+                return True
+        except OSError:
+            pass
+        files.remove_tree(self.scratch_root / name)
+        return False
 
     def start(self, current: Attempt, opts: jjdir.Directives,
               streams: tuple[execute.Stream, execute.Stream]) -> Result | None:
@@ -719,6 +774,7 @@ class Worker:
             current.proc, opts.timeout, self.config.kill_grace,
             lambda: cancel_requested(self.jar, name), self.beat)
         result = current.result = Result(*self.outcome_of(current, why, finished))
+        self.clean = self.reaper and not execute.survivors()
         if why == states.TIMED_OUT:
             result = current.result = result._replace(
                 reason=f"ran longer than its timeout of {opts.timeout:g} s")
@@ -737,9 +793,11 @@ class Worker:
             return []
         pairs, current.fresh = current.fresh, []
         kept = execute.keep_outputs([(fresh, final) for _, fresh, final in pairs],
-                                    current.proc.pid)
+                                    current.proc.pid, reuse_ok=self.clean)
         for (key, _, _), where in zip(pairs, kept):
             current.record[key] = where.path
+            if where.spare:
+                self.spare_files[key] = where.spare
         return [where.problem for where in kept if where.problem]
 
     def job_env(self, current: Attempt, opts: jjdir.Directives) -> dict:
@@ -808,6 +866,14 @@ class Worker:
         unlinked, and nothing behind it is touched.  ``scratch/`` itself
         stays for the next job (``make_scratch`` checks it then).
         """
+        if self.clean and not self.has_spare_scratch:  # kept for the next job
+            try:
+                if not os.listdir(scratch) and files.is_real_dir(scratch):
+                    os.rename(scratch, self.spare_scratch)
+                    self.has_spare_scratch = True
+                    return
+            except OSError:
+                pass
         try:
             os.rmdir(scratch)
         except OSError:
@@ -817,6 +883,15 @@ class Worker:
 
 #: ``scratch/`` is opened as a directory, never through a link.
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _own_file(path: str) -> bool:
+    """A regular file of ours with one name: safe to hand to the next job emptied."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and info.st_nlink == 1
 
 
 def _joined(*parts: str | None) -> str | None:
@@ -875,7 +950,9 @@ def main_loop(categories: list[str] | None = None) -> None:
     deleted) says so in one line and exits with status 1, no traceback.
     """
     try:
-        Worker(categories=categories).run()
+        worker = Worker(categories=categories)
+        worker.reaper = True  # a process of its own: its children are its jobs
+        worker.run()
     except JobJarError as exc:
         sys.stderr.write(f"worker: {printable(exc)}\n")
         sys.exit(1)

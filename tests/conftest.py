@@ -228,6 +228,28 @@ class Team:
         self.home.chmod(0o2770)
         self.worker_pids: list[int] = []
 
+    def end_processes(self) -> None:
+        """SIGKILL, by pid, whatever still runs as the team's users (a job that never
+        ended outlives its killed worker), so that ``userdel`` can remove them."""
+        uids = set(self.uid.values())
+        for _ in range(50):
+            pids = []
+            for entry in os.listdir("/proc"):
+                try:
+                    if entry.isdigit() and os.stat(f"/proc/{entry}").st_uid in uids:
+                        pids.append(int(entry))
+                except OSError:
+                    continue
+            live = [pid for pid in pids if pid_alive(pid)]
+            if not live:
+                return
+            for pid in live:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
+
     def env(self, who: str, extra: dict | None = None) -> dict:
         """The environment of ``who`` using the shared jar."""
         env = {"HOME": str(self.root / self.names[who]), "USER": self.names[who],
@@ -276,6 +298,7 @@ class Team:
         import shutil
 
         stop_workers(self.home / "workers", self.worker_pids)
+        self.end_processes()
         for login in self.names.values():
             subprocess.run(["userdel", login], capture_output=True)
         subprocess.run(["groupdel", self.group], capture_output=True)

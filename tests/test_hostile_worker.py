@@ -312,3 +312,30 @@ def test_a_directory_at_a_workers_claimed_link_does_not_bounce_its_jobs(jar):
         assert record["status"] == "succeeded" and record["attempt"] == 1, record
         assert record["recoveries"] == 0, record
     assert pid_alive(worker_pid(worker))
+
+
+def test_the_last_jobs_scratch_is_reused_only_when_nothing_of_it_runs(jar, tmp_path):
+    """A worker reuses the empty scratch directory (and output files) of its last job,
+    a rename instead of new inodes, only when no process of that job is left (it is a
+    child subreaper); after a job that leaves a daemon, the next job gets new ones."""
+    inodes = tmp_path / "inodes"
+    done = tmp_path / "daemon-done"
+    record = f'stat -c %i . >> {inodes}'
+    jar.start_worker()
+
+    def run(command: str) -> None:
+        name = jar.submit(command)
+        wait_for(lambda: status(jar, name) == "succeeded", message=command)
+
+    run(record)
+    run(record)
+    run(f"{record}; setsid sh -c 'sleep 1; touch {done}' >/dev/null 2>&1 &")
+    run(record)
+    first, second, third, fourth = inodes.read_text().split()
+    assert second == first, "a quiet job's scratch directory was not reused"
+    assert third == second
+    assert fourth != third, "the scratch of a job whose daemon still runs was reused"
+    wait_for(done.exists, message="the daemon")
+    jar.stop_all_workers()
+    hidden = [n for n in os.listdir(jar.path("output")) if n.startswith(".")]
+    assert hidden == [], hidden

@@ -110,7 +110,11 @@ def test_silent_streams_leave_no_files(jar):
     assert jar.path("output", f"{loud}.err").read_text() == "only-err\n"
     visible = sorted(n for n in os.listdir(jar.path("output")) if not n.startswith("."))
     assert visible == [f"{loud}.err"]
-    # each job's hidden output files are renamed to its name or removed: none are left
+    # each job's hidden output files are renamed to its name, or kept empty for the
+    # worker's next job (at most one per stream), and removed when the worker stops
+    hidden = [n for n in os.listdir(jar.path("output")) if n.startswith(f".{worker}.")]
+    assert len(hidden) <= 2 and all(jar.path("output", n).stat().st_size == 0 for n in hidden)
+    jar.stop_all_workers()
     assert not [n for n in os.listdir(jar.path("output")) if n.startswith(f".{worker}.")]
 
 
