@@ -131,6 +131,10 @@ def check_workers(prune_older_than: float | None = None, start: bool = True) -> 
     return report
 
 
+#: Longest wait of ``check_workers`` for another one on the same node.
+LOCK_WAIT = 60.0
+
+
 class _node_lock:
     """An exclusive ``flock`` on ``workers/.check.NODE.lock`` while ``check_workers`` runs.
 
@@ -139,7 +143,7 @@ class _node_lock:
     """
 
     def __init__(self, jar: Jar, node: str) -> None:
-        self.path = jar.worker_home / f".check.{node}.lock"
+        self.path = jar.check_lock(node)
         self.fd = -1
 
     def __enter__(self) -> _node_lock:
@@ -151,7 +155,7 @@ class _node_lock:
             self.fd = os.open(self.path, flags, 0o666)
             if not stat.S_ISREG(os.fstat(self.fd).st_mode):
                 raise JobJarError(f"{self.path} is not a regular file: remove it")
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            self._wait_for(fcntl)
         except OSError as exc:
             self.__exit__()
             raise JobJarError(f"cannot lock {self.path}: {exc.strerror}") from None
@@ -159,6 +163,24 @@ class _node_lock:
             self.__exit__()
             raise
         return self
+
+    def _wait_for(self, fcntl) -> None:
+        """Take the lock, waiting at most ``LOCK_WAIT`` seconds.
+
+        Anyone who may write ``workers/`` may open the file and hold the lock
+        for ever: cron's ``check_workers`` must then give up with one line,
+        not pile up behind it.
+        """
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise JobJarError(f"another check_workers has held {self.path} for "
+                                      f"{LOCK_WAIT:g} s; try again later") from None
+                time.sleep(0.05)
 
     def __exit__(self, *_exc: object) -> None:
         if self.fd >= 0:

@@ -166,6 +166,10 @@ class Jar:
             pass
         return found
 
+    def check_lock(self, node: str) -> Path:
+        """The file ``check_workers`` locks while it counts and starts a node's workers."""
+        return self.worker_home / f".check.{node}.lock"
+
     def worker_dir(self, worker: str) -> Path:
         """The directory of worker ``node.pid``."""
         return self.worker_home / worker

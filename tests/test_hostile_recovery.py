@@ -347,3 +347,26 @@ def test_links_another_user_plants_in_workers_never_reach_their_files(team):
         no_traceback(team.run("ann", *command))
     assert snapshot(private) == before
     assert not (private / "STOP").exists() and not (private / "PAUSE").exists()
+
+
+def test_check_workers_gives_up_on_a_lock_someone_holds(jar, monkeypatch):
+    """Anyone who may write workers/ may hold the node's check lock for ever:
+    check_workers then gives up with one clear error instead of piling up."""
+    import fcntl
+
+    from jobjar import launch
+    from jobjar.errors import JobJarError
+
+    jar.env.update(JJ_NODE=NODE)
+    os.environ.update(jar.env)
+    jar.run("check_workers", "--dry-run", check=True)
+    lock = jar.workers_dir / f".check.{NODE}.lock"
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        monkeypatch.setattr(launch, "LOCK_WAIT", 0.3)
+        with pytest.raises(JobJarError, match="another check_workers"):
+            launch.check_workers()
+    finally:
+        os.close(fd)
+    assert launch.check_workers(start=False)["started"] == []
