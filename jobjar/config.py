@@ -16,6 +16,7 @@ tests that change the environment always see the current values.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -203,19 +204,49 @@ def convert(name: str, value: object) -> object:
         raise ConfigError(f"{name}: bad value {value!r}: {exc}") from None
 
 
-def seconds(text: object, maximum: float) -> float:
-    """A duration in seconds, a plain number from 0 to ``maximum``, or ValueError.
+#: One part of a duration: a number and an optional unit (``1d12h`` has two).
+_DURATION_PART = re.compile(r"((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?)([smhd]?)",
+                            re.ASCII)
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
-    The one spelling of a duration everywhere (settings and command options):
-    ``90``, ``0.5``, ``1e3``; no units, no ``nan``, no ``inf``, nothing larger
-    than ``maximum``.
+
+def duration(text: object) -> float:
+    """A duration's seconds, or ValueError: ``90``, ``90s``, ``15m``, ``12h``, ``7d``, ``1d12h``.
+
+    The one spelling of a duration everywhere (settings, command options,
+    ``#JJ`` lines): a bare number is seconds; parts with units add up, each
+    unit at most once and largest first, so ``1d12h`` is 36 hours and
+    ``12h1d`` is refused rather than guessed at.
+    """
+    spelled = str(text).strip()
+    if isinstance(text, bool) or not spelled:
+        raise ValueError("is empty")
+    total, position, units = 0.0, 0, ""
+    while position < len(spelled):
+        part = _DURATION_PART.match(spelled, position)
+        if part is None or (part.group(2) == "" and (position or part.end() < len(spelled))):
+            raise ValueError("is not a duration")
+        unit = part.group(2)
+        if units and (unit == "" or "smhd".index(unit) >= "smhd".index(units[-1])):
+            raise ValueError("is not a duration")
+        units += unit
+        total += float(part.group(1)) * _UNIT[unit]
+        position = part.end()
+    return total
+
+
+def seconds(text: object, maximum: float) -> float:
+    """A duration in seconds from 0 to ``maximum`` (see ``duration``), or ValueError.
+
+    No ``nan``, no ``inf``, nothing larger than ``maximum``.
     """
     try:
-        number = float(str(text).strip())
+        number = duration(text)
     except ValueError:
         number = -1.0
     if not 0 <= number <= maximum:  # also false for nan
-        raise ValueError(f"must be a number of seconds from 0 to {maximum:.0f}")
+        raise ValueError(f"must be a duration (90, 90s, 15m, 12h, 7d, 1d12h) from 0 to "
+                         f"{maximum:.0f} s")
     return number
 
 

@@ -42,7 +42,6 @@ class DirectiveError(JobJarError):
 # -- checks: every value comes from someone's file or command line ------------
 
 _COUNT = re.compile(r"[0-9]{1,10}", re.ASCII)
-_SECONDS = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?", re.ASCII)
 
 
 def _flag(name: str) -> str:
@@ -63,18 +62,18 @@ def _count(name: str, value: object) -> int:
 
 
 def _seconds(name: str, value: object) -> float:
-    """A positive number of seconds, at most a year (as every duration option), in ASCII."""
-    from .config import MAX_OPTION_SECONDS
+    """A positive duration (``config.duration``'s spelling), at most a year, as every option."""
+    from .config import MAX_OPTION_SECONDS, duration
 
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str) and _SECONDS.fullmatch(value.strip()):
-        number = float(value.strip())
-    else:
-        raise DirectiveError(f"{_flag(name)} must be a number of seconds, not {value!r}")
+    try:
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(
+            value, bool) else duration(value if isinstance(value, str) else "?")
+    except ValueError:
+        raise DirectiveError(f"{_flag(name)} must be a duration (90, 90s, 15m, 12h, 7d, "
+                             f"1d12h), not {value!r}") from None
     if not 0 < number <= MAX_OPTION_SECONDS:
-        raise DirectiveError(f"{_flag(name)} must be a positive number of seconds, at most "
-                             f"{MAX_OPTION_SECONDS:.0f}, not {value!r}")
+        raise DirectiveError(f"{_flag(name)} must be a positive duration, at most "
+                             f"{MAX_OPTION_SECONDS:.0f} s, not {value!r}")
     return number
 
 

@@ -88,7 +88,8 @@ DURATION_OPTIONS = [("recover_jobs", "--stale", ()), ("check_workers", "--prune"
 
 @pytest.mark.parametrize("command,option,extra", DURATION_OPTIONS)
 def test_a_bad_duration_is_one_line_naming_the_option(jar, command, option, extra):
-    for value in ("soon", "-1", "nan", "inf", "1e300", "10m", str(365 * 86400 + 1)):
+    for value in ("soon", "-1", "nan", "inf", "1e300", "10x", "12h1d", "1h1h", "5 m", "m",
+                  "366d", str(365 * 86400 + 1)):
         result = jar.run(command, option, value, *extra)
         assert result.returncode == 1, (value, result.stdout, result.stderr)
         assert len(result.stderr.splitlines()) == 1 and option in result.stderr, value
@@ -105,6 +106,7 @@ def test_a_duration_up_to_a_year_is_accepted(jar, command, option, extra):
         jar.wait_completed(1)
     words = {"crontab": str(jar.root / "crontab"), "finished": finished}
     extra = tuple(words.get(word, word) for word in extra)
-    for value in ("0", "0.5", "1e3", str(365 * 86400)):
+    for value in ("0", "0.5", "1e3", "90s", "15m", "12h", "7d", "1d12h", "1h30m5s", "365d",
+                  str(365 * 86400)):
         result = jar.run(command, option, value, *extra)
         assert result.returncode == 0, (value, result.stderr)
