@@ -31,6 +31,8 @@ dependencies                                ``depend.py``
 submission                                  ``submit.py``
 ``#JJ`` directives                          ``directives.py``
 finding, cancelling, waiting for jobs       ``jobs.py``, ``find.py``
+Python calls: ``Executor``, ``map``        ``executor.py``
+their files; the job's command              ``calls.py``, ``runner.py``
 ``system_status``                           ``status.py``
 control files (STOP, PAUSE, ...)            ``control.py``
 is a worker alive                           ``liveness.py``
@@ -60,6 +62,7 @@ _PUBLIC: dict[str, tuple[str, ...] | None] = {
     "status": ("system_status",),
     "jobs": ("job_info", "cancel_job", "resubmit_job", "wait"),
     "errors": ("JobJarError",),
+    "executor": ("Executor", "map", "JobFailed"),
 }
 
 #: public name -> module that defines it (the ``None`` entries above added by ``_api``)

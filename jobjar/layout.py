@@ -50,6 +50,12 @@ SPARE_SCRATCH = ".scratch-spare"
 #: Files a worker writes next to its job (the job itself is under ``WORKER_JOB``).
 WORKER_FILES = (WORKER_INFO, WORKER_HEARTBEAT, WORKER_LOG, WORKER_EXITED)
 
+#: Python calls of ``jobjar.Executor`` (``calls.py``): ``calls/CALLER/`` per executor,
+#: CALLER = NODE.PID.TOKEN, holding ``ID.call``, ``ID.fn`` (a map's function, written
+#: once) and ``ID.result`` (written by the job).
+CALLS = "calls"
+CALL_FILE, FUNCTION_FILE, RESULT_FILE = ".call", ".fn", ".result"
+
 
 class Jar:
     """Paths of one jar: ``home`` holds the jobs, ``worker_home`` the workers."""
@@ -197,6 +203,15 @@ class Jar:
     def held_path(self, worker: str, category: str | None, name: str) -> Path:
         """Where worker ``worker`` holds a claimed job: ``job/[CATEGORY/]NAME``."""
         return held_path(self.worker_dir(worker), category, name)
+
+    @property
+    def calls(self) -> Path:
+        """``calls/``: the pickled calls and results of ``jobjar.Executor``."""
+        return self.home / CALLS
+
+    def caller_dir(self, caller: str) -> Path:
+        """``calls/CALLER/``: one executor's call, function and result files."""
+        return self.home / CALLS / caller
 
 
 def subdirs(path: Path | str) -> list[str]:
