@@ -90,11 +90,13 @@ class JobFuture(cf.Future):
         except BaseException:
             self._cancelling = False
             raise
-        if not cancelled:
-            self._cancelling = False
-            return False
-        super().cancel()
-        return True
+        try:
+            if cancelled:  # and no worker will take it: tell wait() and as_completed()
+                super().cancel()
+                self.set_running_or_notify_cancel()
+            return cancelled
+        finally:
+            self._cancelling = False  # the watcher may now clean up after the job
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} job={self.job} {super().__repr__()[1:-1]}>"

@@ -375,6 +375,9 @@ def recover_jobs(stale: float | None = None, jar: Jar | None = None) -> list[dic
     done += _abandoned_limbo(jar)
     done += _old_temporaries(jar)
     done += _settled_cancels(jar)
+    from .calls import recover as recover_calls  # Python calls of killed callers
+
+    done += recover_calls(jar, config.node)
     return done
 
 
