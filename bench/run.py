@@ -23,7 +23,11 @@ temporary directory that is removed afterwards):
 4. latency: an idle worker (default ``JJ_PAUSE_TIME``), one submitted job,
    time until the job starts (it writes a timestamp); median of 20;
 5. ``system_status --json`` on the jar of 100,000 jobs, and the peak
-   resident memory of the workers over the throughput runs.
+   resident memory of the workers over the throughput runs;
+6. executor: ``jobjar.Executor().map`` of 10,000 trivial calls with W
+   workers and the default chunking, next to ``ProcessPoolExecutor(W).map``
+   of the same calls (both timed from the executor's creation to the last
+   result), and ``Executor().submit(f).result()`` on an idle jar (median).
 
 It is never run by the tests: it takes a few minutes and its figures depend
 on the machine.  Speed is only ever measured here.
@@ -50,7 +54,7 @@ DOC = TOP / "docs" / "performance.md"
 sys.path.insert(0, str(TOP))
 
 ROOT: list[Path] = []  # the benchmark's directory, for the machine description
-SECTIONS = ("throughput", "depth", "submit", "latency", "status")
+SECTIONS = ("throughput", "depth", "submit", "latency", "status", "executor")
 TARGETS = {
     "throughput": "jobs/s >= 0.8 x xargs",
     "depth": "cost at 100,000 <= 1.5 x cost at 100, priority order kept",
@@ -60,6 +64,8 @@ TARGETS = {
     "from_file": "< 2 s",
     "status": "< 1 s",
     "rss": "< 40 MB",
+    "executor_map": "<= ProcessPoolExecutor + 1 s",
+    "executor_call": "median < 150 ms",
 }
 
 
@@ -585,6 +591,50 @@ def status(root: Path, jar: Jar | None, queued: int, results: dict) -> None:
     results["status"] = {"seconds": statistics.median(walls), "jobs": total}
 
 
+# -- 6. Python calls: jobjar.Executor ------------------------------------------------
+
+def executor(root: Path, calls: int, w: int, repeat: int, samples: int, results: dict) -> None:
+    """``map`` of ``calls`` trivial calls against ``ProcessPoolExecutor``; one call's latency."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    jar = Jar(root, "executor")
+    out: dict = {"jobjar": [], "pool": [], "calls": calls}
+    expected = [abs(-i) for i in range(calls)]
+    try:
+        jar.start_workers(w)
+        time.sleep(0.5)
+        jar.activate()
+        import jobjar
+
+        for _ in range(repeat):  # interleaved: the machine's load shifts under both alike
+            start = time.perf_counter()
+            with jobjar.Executor() as pool:
+                got = list(pool.map(abs, range(0, -calls, -1)))
+            out["jobjar"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            with ProcessPoolExecutor(w) as pool:
+                got_pool = list(pool.map(abs, range(0, -calls, -1)))
+            out["pool"].append(time.perf_counter() - start)
+            if got != expected or got_pool != expected:
+                raise RuntimeError("executor: wrong results")
+        one = []
+        with jobjar.Executor() as pool:
+            for i in range(samples):
+                time.sleep(0.2)  # the workers are back in their idle sleep
+                start = time.perf_counter()
+                if pool.submit(abs, -i).result() != i:
+                    raise RuntimeError("executor: wrong result")
+                one.append(time.perf_counter() - start)
+        out["call"] = statistics.median(one)
+        out["call_max"] = max(one)
+        left = [p for p in (jar.home / "calls").rglob("*")]
+        if any(p.is_file() for p in left):
+            results["notes"].append(f"executor: {len(left)} call files left in calls/")
+    finally:
+        jar.stop_workers()
+    results["executor"] = out
+
+
 # -- the report ---------------------------------------------------------------------
 
 def machine() -> list[str]:
@@ -718,6 +768,17 @@ def table(results: dict, args) -> list[str]:
         mib = results["rss_kib"] / 1024
         rows.append(f"| worker peak RSS over the throughput runs | {mib:.1f} MiB | "
                     f"{TARGETS['rss']} | {verdict(mib < 40)} |")
+    ex = results.get("executor")
+    if ex:
+        mine, pool = statistics.median(ex["jobjar"]), statistics.median(ex["pool"])
+        runs = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(ex["jobjar"], ex["pool"]))
+        rows.append(f"| jobjar.Executor().map, {ex['calls']:,} trivial calls, {args.workers} "
+                    f"workers (vs ProcessPoolExecutor({args.workers}).map) | {mine:.2f} s vs "
+                    f"{pool:.2f} s (runs: {runs}) | {TARGETS['executor_map']} | "
+                    f"{verdict(mine <= pool + 1)} |")
+        rows.append(f"| Executor().submit(f).result(), idle jar, median of {args.samples} | "
+                    f"{fmt_ms(ex['call'])} (max {fmt_ms(ex['call_max'])}) | "
+                    f"{TARGETS['executor_call']} | {verdict(ex['call'] < 0.150)} |")
     return rows
 
 
@@ -780,6 +841,8 @@ def main() -> int:
                 deep = results["depth"][-1]["jar"]
         if "status" in only:
             status(root, deep, 100_000, results)
+        if "executor" in only:
+            executor(root, 10_000, args.workers, repeat, args.samples, results)
         results["create_us"].append(create_cost(root))
     finally:
         os.environ.clear()

@@ -149,6 +149,22 @@ def _after_names(after) -> list[str] | None:
     return names or None
 
 
+def _launch(python: str) -> str:
+    """The start of the job's command line: the interpreter, and how it finds ``jobjar``.
+
+    Our own interpreter runs with ``-S``: ``site`` (and whatever ``.pth``
+    files a site-packages holds) often costs more than the rest of the
+    start-up, and the runner finds modules in our ``sys.path`` instead
+    (``runner._loads``).  ``jobjar`` itself is found where we found it,
+    after the worker's own ``PYTHONPATH``.  Another interpreter runs as it is.
+    """
+    if python != sys.executable:
+        return f"exec {shlex.quote(python)}"
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return (f"PYTHONPATH=${{PYTHONPATH:+$PYTHONPATH:}}{shlex.quote(top)} "
+            f"exec {shlex.quote(python)} -S")
+
+
 def _live_workers(jar: Jar) -> int:
     """Workers whose heartbeat is fresh (any node, any category): for chunk sizes only."""
     from .layout import WORKER_EXITED
@@ -236,6 +252,7 @@ class Executor(cf.Executor):
         if not isinstance(python, str) or not python or "\x00" in python or "\n" in python:
             raise SubmitError(f"python= must name an interpreter, not {python!r}")
         self._python = python
+        self._launch = _launch(python)
         self._caller = jjcalls.CallerDir(self._jar, self._config.node)
         self._trust = jjcalls.result_trust(self._jar, self._category)
         self._pending: dict[str, _Call] = {}
@@ -325,8 +342,7 @@ class Executor(cf.Executor):
 
         call_id = self._caller.new_id()
         self._caller.write(call_id, CALL_FILE, jjcalls.pack(jjcalls.header(function), payload))
-        command = (f"exec {shlex.quote(self._python)} -m jobjar.runner "
-                   f"{self._caller.name} {call_id}")
+        command = f"{self._launch} -m jobjar.runner {self._caller.name} {call_id}"
         try:
             name = submit.write_job(submit._script(command, self._opts), self._priority, "py",
                                     self._category, self._opts, self._jar, config=self._config)

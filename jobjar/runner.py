@@ -65,9 +65,23 @@ def _read(directory: Path, name: str, owner: int) -> tuple[dict, bytes]:
 
 
 def _loads(payload: bytes, head: dict, what: str):
-    """Unpickle a payload, turning the usual failures into the caller's message."""
+    """Unpickle a payload, turning the usual failures into the caller's message.
+
+    Started with ``-S`` (the caller's own interpreter: ``site`` and its
+    ``.pth`` files can take most of the start-up), the runner looks for
+    modules in the caller's ``sys.path`` first, and runs ``site`` only when
+    a module is still missing.
+    """
     try:
-        return pickle.loads(payload)
+        try:
+            return pickle.loads(payload)
+        except ModuleNotFoundError:
+            if not sys.flags.no_site or "site" in sys.modules:
+                raise
+            import site
+
+            site.main()
+            return pickle.loads(payload)
     except ModuleNotFoundError as exc:
         raise LoadError(f"cannot load the {what} on node {_node()}: no module named "
                         f"{exc.name!r} there (for {sys.executable}); install it on the node, "
