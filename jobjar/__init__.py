@@ -33,6 +33,7 @@ submission                                  ``submit.py``
 finding, cancelling, waiting for jobs       ``jobs.py``, ``find.py``
 Python calls: ``Executor``, ``map``        ``executor.py``
 their files; the job's command              ``calls.py``, ``runner.py``
+what comes back: values, JobFailed          ``outcomes.py``
 ``system_status``                           ``status.py``
 control files (STOP, PAUSE, ...)            ``control.py``
 is a worker alive                           ``liveness.py``

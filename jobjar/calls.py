@@ -26,6 +26,7 @@ have claimed the job, and so run anything in its place anyway).
 
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 import stat
@@ -140,7 +141,7 @@ class CallerDir:
         self.path = jar.caller_dir(self.name)
         self.made = False
         self.file_mode = 0o600
-        self.counter = 0
+        self.ids = itertools.count(1)  # next() is atomic: submit() may run in several threads
 
     def ensure(self) -> None:
         """Make the directory: sticky, owner-only unless ``calls/`` is shared.
@@ -167,8 +168,7 @@ class CallerDir:
         self.made = True
 
     def new_id(self) -> str:
-        self.counter += 1
-        return f"c{self.counter}"
+        return f"c{next(self.ids)}"
 
     def write(self, call_id: str, suffix: str, data: bytes) -> None:
         """Write ``ID.call`` or ``ID.fn`` (atomically, never through a planted name)."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import math
 import os
-import pickle
 import shlex
 import sys
 import threading
@@ -34,6 +33,7 @@ from . import calls as jjcalls
 from . import states
 from .errors import JobJarError, SubmitError
 from .layout import CALL_FILE, FUNCTION_FILE, Jar
+from .outcomes import JobFailed, RemoteTraceback, decode, job_failed  # noqa: F401 - public here
 
 #: Chunks per live worker that ``map`` aims at by default: a few interpreter
 #: starts per worker, and some balance when calls take unequal times.
@@ -42,32 +42,6 @@ CHUNKS_PER_WORKER = 4
 MAX_POLL = 1.0
 #: The first pause (it grows by half each time nothing happened).
 FIRST_POLL = 0.02
-#: How much of a failed job's standard error ``JobFailed`` carries.
-STDERR_TAIL = 4096
-
-
-class JobFailed(JobJarError):
-    """A call whose job ended without a value: timed out, cancelled, poisoned, ...
-
-    ``job``, ``status`` and ``reason`` come from the job's record;
-    ``stderr`` is the end of its standard error (may be empty).
-    """
-
-    def __init__(self, message: str, job: str | None = None, status: str | None = None,
-                 reason: str | None = None, stderr: str = "") -> None:
-        super().__init__(message)
-        self.job, self.status, self.reason, self.stderr = job, status, reason, stderr
-
-
-class RemoteTraceback(Exception):
-    """The cause of a re-raised remote exception: its text is the traceback on the node."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.tb = text
-
-    def __str__(self) -> str:
-        return self.tb
 
 
 class JobFuture(cf.Future):
@@ -186,44 +160,6 @@ def _shared_arguments(calls: list[tuple]) -> dict[int, object]:
     first = calls[0]
     return {i: value for i, value in enumerate(first)
             if all(len(c) == len(first) and c[i] is value for c in calls)}
-
-
-def _tail(path: object) -> str:
-    """The end of a job's standard error file (never through a link; ``""`` if none)."""
-    import stat
-
-    if not isinstance(path, str) or not os.path.isabs(path):
-        return ""
-    try:
-        fd = os.open(path, jjcalls.READ)
-    except OSError:
-        return ""
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return ""
-        os.lseek(fd, max(0, info.st_size - STDERR_TAIL), os.SEEK_SET)
-        return os.read(fd, STDERR_TAIL).decode("utf-8", "replace")
-    except OSError:
-        return ""
-    finally:
-        os.close(fd)
-
-
-def job_failed(name: str, record: dict, note: str | None = None) -> JobFailed:
-    """``JobFailed`` for a call whose job left the jar without a value."""
-    status, reason = record.get("status"), record.get("reason")
-    stderr = _tail(record.get("stderr"))
-    text = f"job {name} ended {status or 'without a record'}"
-    if isinstance(reason, str) and reason:
-        text += f": {reason}"
-    if note:
-        text += f"; {note}"
-    last = [line for line in stderr.splitlines() if line.strip()]
-    if last and not note:
-        text += f" (stderr: {last[-1][:300]})"
-    return JobFailed(text, name, status if isinstance(status, str) else None,
-                     reason if isinstance(reason, str) else None, stderr)
 
 
 class Executor(cf.Executor):
@@ -484,47 +420,11 @@ class Executor(cf.Executor):
 
     def _outcome(self, name: str, call: _Call, record: dict):
         """The call's value, or the exception its future raises."""
-        from .runner import ERROR, OK, RAISE
-
-        status = record.get("status")
         try:
             data = self._caller.read_result(call.call_id, self._trust)
         except jjcalls.Untrusted as exc:
             return job_failed(name, record, str(exc))
-        if data is None:
-            return job_failed(name, record)
-        try:
-            result = pickle.loads(data)
-        except Exception as exc:  # noqa: BLE001 - a value of a class not importable here
-            return job_failed(name, record, f"its result cannot be unpickled here: "
-                                            f"{type(exc).__name__}: {exc}")
-        if not isinstance(result, tuple) or not result:
-            return job_failed(name, record, "its result file is not one of jobjar's")
-        if result[0] == OK and status == states.SUCCEEDED and len(result) == 2:
-            values = list(result[1])
-            return values if call.chunk else values[0]
-        if result[0] == RAISE and len(result) == 7 and status == states.FAILED:
-            return _remote_exception(name, record, *result[1:])
-        if result[0] == ERROR and len(result) == 2:
-            return job_failed(name, record, str(result[1]))
-        return job_failed(name, record)
-
-
-def _remote_exception(name: str, record: dict, pickled, type_name, text, tb, node,
-                      job) -> BaseException:
-    """The call's exception, with its original type where it unpickles, and its traceback."""
-    exc = None
-    if isinstance(pickled, bytes):
-        try:
-            exc = pickle.loads(pickled)
-        except Exception:  # noqa: BLE001 - its class does not exist here
-            exc = None
-    if not isinstance(exc, BaseException):
-        exc = job_failed(name, record, f"the call raised {type_name}: {text} (that exception "
-                                       "cannot be unpickled here)")
-    exc.__cause__ = RemoteTraceback(f'\n"""\nTraceback on node {node}, job {job or name}:\n'
-                                    f'{tb}"""')
-    return exc
+        return decode(name, record, data, call.chunk)
 
 
 def map(fn: Callable, iterable: Iterable, *iterables: Iterable, chunksize: int | None = None,

@@ -224,6 +224,23 @@ def test_a_module_missing_on_the_node_is_named(jar, tmp_path):
     assert no_pickles(jar.home)
 
 
+def test_another_python_version_is_reported_as_such(jar):
+    import jobjar
+    from jobjar import calls, files
+
+    with jobjar.Executor() as executor:
+        future = executor.submit(abs, -1)
+        path = executor._caller.path / "c1.call"
+        head, payload = calls.unpack(path.read_bytes())
+        head["python"] = [2, 7]  # as if the caller ran another Python than the node
+        files.write_new(path, calls.pack(head, payload), 0o600)
+        jar.start_worker()
+        with pytest.raises(jobjar.JobFailed, match="pickled by Python 2.7") as caught:
+            future.result(120)
+        assert caught.value.status == "failed"
+    assert no_pickles(jar.home)
+
+
 def test_recover_jobs_removes_the_calls_of_a_killed_caller(jar):
     code = ("import os, jobjar; e = jobjar.Executor(); f = e.submit(abs, -1); "
             "print(f.job, flush=True); os.kill(os.getpid(), 9)")
