@@ -259,18 +259,17 @@ class Executor(cf.Executor):
         self._caller.write(function_id, FUNCTION_FILE,
                            jjcalls.pack(jjcalls.header(), function))
         futures: list[JobFuture] = []
+        with self._lock:  # counted before the first chunk is submitted: it may end at once
+            self._functions.users[function_id] = len(payloads)
         try:
             for payload in payloads:
                 futures.append(self._submit_call(payload, function_id))
         except BaseException:
             for future in futures:
                 future.cancel()
+            for _ in range(len(payloads) - len(futures)):  # the chunks never submitted
+                self._release_function(function_id)
             raise
-        finally:
-            with self._lock:
-                self._functions.users[function_id] = len(futures)
-            if not futures:
-                self._caller.remove(function_id, FUNCTION_FILE)
         return futures
 
     def _submit_call(self, payload: bytes, function: str | None = None) -> JobFuture:

@@ -56,6 +56,8 @@ def test_map_returns_values_in_order_and_leaves_nothing(jar):
         assert values == [x * x + offset for x in range(300)]
         pairs = list(executor.map(pow, range(40), [2] * 40, chunksize=3))  # 14 jobs
         assert pairs == [x ** 2 for x in range(40)]
+        # the first chunks end while the last are submitted: the function file must stay
+        assert list(executor.map(lambda x: -x, range(80), chunksize=1)) == [-x for x in range(80)]
         futures = [executor.submit(divmod, n, 7) for n in range(12)]
         done = list(cf.as_completed(futures, timeout=120))
         assert sorted(done, key=futures.index) == futures
