@@ -266,33 +266,70 @@ def _needed(jar: Jar) -> set[str]:
     return needed
 
 
+def _caller_name(name: str) -> bool:
+    """Is ``name`` one of ours, ``NODE.PID.TOKEN``?  Nothing else in ``calls/`` is removed."""
+    parts = name.split(".")
+    return (len(parts) >= 3 and parts[-2].isdigit() and len(parts[-1]) == 12
+            and all(c in "0123456789abcdef" for c in parts[-1]) and not name.startswith("."))
+
+
+def _remove_caller(top: int, name: str) -> bool:
+    """Remove ``calls/NAME`` and its files, never through a link (all relative to ``top``)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+                     | getattr(os, "O_NOFOLLOW", 0), dir_fd=top)
+    except OSError:
+        return False
+    try:
+        for entry in os.listdir(fd):
+            try:
+                os.unlink(entry, dir_fd=fd)  # a subdirectory or another's file stays
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(name, dir_fd=top)
+        return True
+    except OSError:
+        return False
+
+
 def recover(jar: Jar, node: str) -> list[dict]:
     """Remove caller directories of dead callers that no job in the jar needs.
 
     A caller on this node is dead when its pid is gone; another node's caller
     directory is removed only after a day without change.  A directory of
-    another user is emptied only as far as the sticky bit lets us.
+    another user is emptied only as far as the sticky bit lets us.  All of
+    it relative to ``calls/`` opened without following a link, so a link
+    planted at ``calls/`` cannot make recovery remove anything elsewhere.
     """
     done: list[dict] = []
     try:
-        entries = [e for e in os.scandir(jar.calls)
-                   if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+        top = os.open(jar.calls, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+                      | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return done
-    needed = None
-    now = time.time()
-    for entry in entries:
-        alive = _caller_alive(entry.name, node)
-        if alive or (alive is None and now - entry.stat(follow_symlinks=False).st_mtime
-                     < ABANDONED):
-            continue
-        if needed is None:
-            needed = _needed(jar)
-        if entry.name in needed:
-            continue
-        files.remove_tree(entry.path)
-        if not os.path.lexists(entry.path):
-            done.append({"path": f"calls/{entry.name}",
-                         "action": "removed the call files of a caller that is gone"})
+    try:
+        needed = None
+        now = time.time()
+        for name in os.listdir(top):
+            try:
+                info = os.stat(name, dir_fd=top, follow_symlinks=False)
+            except OSError:
+                continue
+            if not _caller_name(name) or not stat.S_ISDIR(info.st_mode):
+                continue
+            alive = _caller_alive(name, node)
+            if alive or (alive is None and now - info.st_mtime < ABANDONED):
+                continue
+            if needed is None:
+                needed = _needed(jar)
+            if name not in needed and _remove_caller(top, name):
+                done.append({"path": f"calls/{name}",
+                             "action": "removed the call files of a caller that is gone"})
+    except OSError:
+        pass
+    finally:
+        os.close(top)
     return done
-

@@ -258,6 +258,24 @@ def test_recover_jobs_removes_the_calls_of_a_killed_caller(jar):
     assert no_pickles(jar.home)
 
 
+def test_recover_jobs_never_follows_a_link_at_calls(jar, tmp_path):
+    old = time.time() - 3 * 24 * 3600
+    victim = tmp_path / "victim"
+    for top in (victim, jar.home / "calls"):  # a link's target, and the real thing
+        caller = top / "otherhost.1.abcdefabcdef"
+        caller.mkdir(parents=True)
+        (caller / "c1.call").write_text("keep")
+        os.utime(caller, (old, old))
+    os.rename(jar.home / "calls", jar.home / "calls.real")
+    (jar.home / "calls").symlink_to(victim)
+    assert "calls/" not in jar.run("recover_jobs", check=True).stdout
+    assert (victim / "otherhost.1.abcdefabcdef" / "c1.call").read_text() == "keep"
+    (jar.home / "calls").unlink()
+    os.rename(jar.home / "calls.real", jar.home / "calls")
+    assert "calls/otherhost.1.abcdefabcdef" in jar.run("recover_jobs", check=True).stdout
+    assert no_pickles(jar.home)
+
+
 # -- several nodes --------------------------------------------------------------------
 
 #: Run on one node: a map whose calls run on the other nodes' workers.
