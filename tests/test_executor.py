@@ -45,7 +45,7 @@ def slow_once(marker: str, value):
     return value
 
 
-def test_map_returns_values_in_order_and_leaves_nothing(jar):
+def test_map_returns_values_in_order_and_leaves_nothing(jar, capsys):
     import jobjar
 
     jar.start_worker()
@@ -65,6 +65,9 @@ def test_map_returns_values_in_order_and_leaves_nothing(jar):
         info = jobjar.job_info(futures[0].job)
         assert info["state"] == "completed" and info["record"]["status"] == "succeeded"
     assert jobjar.map(abs, [-3, 2, -1], chunksize=1, progress=False) == [3, 2, 1]
+    capsys.readouterr()
+    assert jobjar.map(abs, [-3, 2, -1], chunksize=1, progress=True) == [3, 2, 1]
+    assert "3/3 done, 0 failed" in capsys.readouterr().err  # wait_jobs' bar
     assert no_pickles(jar.home)
     assert not any(jar.path("unclaimed").rglob("*"))
 
