@@ -336,6 +336,9 @@ class Executor(cf.Executor):
             self._watch_loop(watcher)
         finally:
             watcher.close()
+            with self._lock:  # however it ended, the next submit() starts a new one
+                if self._thread is threading.current_thread():
+                    self._thread = None
 
     def _watch_loop(self, watcher) -> None:
         from .jobs import _left_jar
@@ -349,19 +352,22 @@ class Executor(cf.Executor):
             if self._wake.is_set():
                 self._wake.clear()
                 interval = FIRST_POLL
-            if self._caller.made:
-                watcher.add(self._caller.path)
-            soon = self._collect(_left_jar)
-            now = time.monotonic()
-            if now - last_full >= interval:
-                with self._lock:
-                    names = list(self._pending)
-                for name in names:
-                    record = _left_jar(self._jar, name)
-                    if record is not None:
-                        self._finish(name, record)
-                last_full = now
-                interval = min(interval * 1.5, MAX_POLL)
+            try:
+                if self._caller.made:
+                    watcher.add(self._caller.path)
+                soon = self._collect(_left_jar)
+                now = time.monotonic()
+                if now - last_full >= interval:
+                    with self._lock:
+                        names = list(self._pending)
+                    for name in names:
+                        record = _left_jar(self._jar, name)
+                        if record is not None:
+                            self._finish(name, record)
+                    last_full = now
+                    interval = min(interval * 1.5, MAX_POLL)
+            except Exception:  # noqa: BLE001 - a jar we cannot read now (NFS): look again
+                soon, interval = False, MAX_POLL
             watcher.wait(0.01 if soon else min(interval, 0.25))
 
     def _collect(self, left_jar) -> bool:
