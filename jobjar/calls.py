@@ -110,7 +110,7 @@ def header(function: str | None = None) -> dict:
     import sys
 
     return {"python": list(sys.version_info[:2]), "executable": sys.executable,
-            "path": [os.path.abspath(p) for p in sys.path if p], "function": function}
+            "path": [os.path.abspath(p or ".") for p in sys.path], "function": function}
 
 
 def pack(head: dict, payload: bytes) -> bytes:
