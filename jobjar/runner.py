@@ -19,9 +19,10 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from .layout import CALL_FILE, CALLS, FUNCTION_FILE, RESULT_FILE
+from .layout import CALL_FILE, CALLS, FUNCTION_FILE, RESULT_FILE, Jar
 
 OK, RAISE, ERROR = "ok", "raise", "error"
 
@@ -53,11 +54,30 @@ def _job_owner() -> int:
     return os.geteuid()
 
 
-def _read(directory: Path, name: str, owner: int) -> tuple[dict, bytes]:
+def trusted_with_call() -> Callable[[int], bool]:
+    """Who may have written the call this job runs: a ``uid -> bool``.
+
+    The job file's owner, and only if that is our own user or one who may
+    submit to the queue the job came from (``JJ_CATEGORY``): a neighbour
+    who swaps the job file in a group-writable worker directory while it
+    starts gains nothing from it, since only someone who could have
+    submitted a job here anyway is believed.
+    """
+    owner, me = _job_owner(), os.geteuid()
+    if owner == me:
+        return lambda uid: uid == me
+    from .access import may_write
+
+    queue = Jar(Path(os.environ["JJ_HOME"])).queue_dir(os.environ.get("JJ_CATEGORY") or None)
+    allowed = may_write(owner, queue)
+    return lambda uid: allowed and uid == owner
+
+
+def _read(directory: Path, name: str, owner) -> tuple[dict, bytes]:
     from .calls import Untrusted, open_trusted, unpack
 
     try:
-        return unpack(open_trusted(directory, name, {owner}, "call"))
+        return unpack(open_trusted(directory, name, owner, "call"))
     except Untrusted as exc:
         raise Refused(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - a garbled header: say so, never a traceback
@@ -92,7 +112,7 @@ def _loads(payload: bytes, head: dict, what: str):
                         f"{type(exc).__name__}: {exc}") from None
 
 
-def load(directory: Path, call_id: str, owner: int):
+def load(directory: Path, call_id: str, owner: Callable[[int], bool]):
     """The function and the list of ``(args, kwargs)`` of call ``call_id``."""
     head, payload = _read(directory, call_id + CALL_FILE, owner)
     want = tuple(head.get("python") or ())
@@ -195,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 
     outcome = None
     try:
-        fn, calls = load(directory, call_id, _job_owner())
+        fn, calls = load(directory, call_id, trusted_with_call())
     except Refused as exc:  # maybe not the caller's directory at all: write nothing there
         print(f"jobjar.runner: {exc}", file=sys.stderr)
         return 2

@@ -387,3 +387,22 @@ def test_bob_cannot_get_his_pickles_run_by_ann(team):
     assert not os.path.exists(marker)
     err_file = home / "output" / f"{first}.err"
     assert "belongs to" in err_file.read_text()  # the worker refused bob's call file
+
+    # Bob swaps the job file in ann's worker directory for his own as it starts: his
+    # call is still not run as ann, since bob may not submit to unclaimed/A.
+    fake_job = team.root / "open" / "job"
+
+    def bobs_job():
+        fake_job.write_text("#!/bin/sh\n")
+
+    team.as_user("bob", bobs_job)
+    caller_dir = home / "calls" / caller  # bob's tree from above: c1.call is his
+
+    def run_the_runner_as_ann():
+        from jobjar import runner
+
+        os.environ.update(JJ_HOME=str(home), JJ_JOB_FILE=str(fake_job), JJ_CATEGORY="A")
+        runner.main([caller_dir.name, "c1"])
+
+    team.as_user("ann", run_the_runner_as_ann)
+    assert not os.path.exists(marker)
