@@ -364,11 +364,27 @@ class Executor(cf.Executor):
                         record = _left_jar(self._jar, name)
                         if record is not None:
                             self._finish(name, record)
+                    self._mark_running()
                     last_full = now
                     interval = min(interval * 1.5, MAX_POLL)
             except Exception:  # noqa: BLE001 - a jar we cannot read now (NFS): look again
                 soon, interval = False, MAX_POLL
             watcher.wait(0.01 if soon else min(interval, 0.25))
+
+    def _mark_running(self) -> None:
+        """``future.running()`` for the calls a worker holds now (one look at ``claimed/``)."""
+        from .find import running_jobs
+
+        with self._lock:
+            waiting = {name: call.future for name, call in self._pending.items()
+                       if call.future._state == "PENDING"}
+        if not waiting:
+            return
+        for name in set(running_jobs(self._jar)) & set(waiting):
+            future = waiting[name]
+            with future._condition:  # (re-entrant) not while cancel() is deciding
+                if not future._cancelling:
+                    future.set_running_or_notify_cancel()
 
     def _collect(self, left_jar) -> bool:
         """Finish the calls whose result file is there; True to look again very soon."""

@@ -148,6 +148,7 @@ def test_cancel_of_a_queued_call_and_not_of_a_running_one(jar):
     running = executor.submit(slow_once, str(marker), "ran")
     jar.start_worker()
     wait_for(marker.exists, 60, message="the call to run")
+    wait_for(running.running, 30, message="the future to say it runs")
     assert running.cancel() is False and not running.cancelled()
     jobjar.cancel_job(running.job)  # cancel_job while it runs: JobFailed, status cancelled
     with pytest.raises(jobjar.JobFailed) as caught:
