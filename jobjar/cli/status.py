@@ -89,9 +89,16 @@ def status_main(argv: list[str] | None = None) -> int:
     form = p.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="print JSON")
     form.add_argument("--yaml", action="store_true", help="print YAML")
+    form.add_argument("--html", metavar="FILE",
+                      help="write the status page (static HTML with plots) to FILE, atomically")
     args = p.parse_args(argv)
 
     def body() -> int:
+        if args.html:
+            from ..statuspage import write_page
+
+            write_page(args.html)
+            return 0
         from ..status import system_status
 
         status = system_status()
