@@ -25,6 +25,7 @@ import heapq
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import files
@@ -115,8 +116,13 @@ class QueueView:
         self.heap, self.known, self.dir_mtime = [], set(), None
         self.blocked_until = time.monotonic() + BLOCKED
 
-    def claim(self, dest_dir: Path) -> Path | None:
-        """Rename the best job into ``dest_dir``; ``None`` if none could be had."""
+    def claim(self, dest_dir: Path, accept: Callable[[Path], bool] | None = None) -> Path | None:
+        """Rename the best job into ``dest_dir``; ``None`` if none could be had.
+
+        ``accept`` (a pilot's time limit) may pass over a job before it is
+        moved: it leaves the view for good (it stays known, so a re-listing
+        does not bring it back) and stays in the queue for other workers.
+        """
         if self.heap:  # an empty view is refreshed just below, once
             self.refresh()
         # (a view whose directory is a symbolic link has an empty heap: it
@@ -127,6 +133,9 @@ class QueueView:
                 if not self.heap:
                     return None
             name = self.heap[0][2]
+            if accept is not None and not accept(self.path / name):
+                heapq.heappop(self.heap)
+                continue
             dest = dest_dir / name
             try:
                 os.rename(self.path / name, dest)

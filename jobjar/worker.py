@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from . import control, depend, execute, faults, files, liveness, records, states
+from . import control, depend, execute, faults, files, liveness, pilot, records, states
 from . import directives as jjdir
 from .access import may_submit
 from .claim import BLOCKED, QueueView
@@ -106,8 +106,10 @@ class Attempt:
 class Worker:
     """One worker process and its directory ``$JJ_WORKER_HOME/<node>.<pid>``."""
 
-    def __init__(self, config: Config | None = None, categories: list[str] | None = None) -> None:
+    def __init__(self, config: Config | None = None, categories: list[str] | None = None,
+                 limits: pilot.Limits | None = None) -> None:
         self.config = config or load()
+        self.pilot = pilot.Pilot(limits or pilot.Limits())  # when it ends by itself
         self.jar = Jar.from_config(self.config)
         self.name = f"{self.config.node}.{os.getpid()}"
         self.dir = self.jar.worker_dir(self.name)
@@ -173,7 +175,8 @@ class Worker:
         records.write(self.dir / WORKER_INFO, info)
         self.beat(force=True)
         self.warn_if_open_to_all()
-        self.log(f"start categories={','.join(self.categories)}")
+        self.log(f"start categories={','.join(self.categories)}"
+                 + (f" pilot: {self.pilot.limits.describe()}" if self.pilot.limits else ""))
         if moved_aside:
             self.log(f"moved aside what was at {self.name} (not this worker's own directory): "
                      f"{moved_aside}")
@@ -325,6 +328,7 @@ class Worker:
         with one line in its log and a ``JobJarError``, not a traceback.
         """
         self.setup()
+        self.pilot = pilot.Pilot(self.pilot.limits)  # its time counts from here
         if ready:
             ready(self.name)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -373,21 +377,40 @@ class Worker:
             if self.controls.paused():
                 self.sleep()
                 continue
+            done = self.pilot.done()
+            if done:
+                self.log(f"stop: {done}")
+                return
             claimed = self.claim()
             if claimed is None:
-                self.release_waiting()
+                released = self.release_waiting()
+                if not released and self.nothing_to_come():
+                    return
                 self.sleep()
                 continue
-            self.handle_safely(*claimed)
+            if self.handle_safely(*claimed) != states.WAITING:
+                self.pilot.jobs += 1
             self.release_waiting()
 
-    def release_waiting(self) -> None:
-        """Release waiting jobs whose dependencies ended; nothing there may stop us."""
+    def nothing_to_come(self) -> bool:
+        """``--exit-when-empty``: nothing to claim now, and no waiting job of ours can start."""
+        if not self.pilot.limits.exit_when_empty:
+            return False
+        mine = [c for c, _ in self.views]
+        if pilot.waiting_hope(self.jar, mine, self.log) is not None:
+            return False
+        self.log("stop: exit-when-empty: nothing to claim and no waiting job of its "
+                 "categories can become claimable")
+        return True
+
+    def release_waiting(self) -> int:
+        """Release waiting jobs whose dependencies ended (how many); nothing there may stop us."""
         self.check_waiting_dirs()
         try:
-            depend.release(self.jar, log=self.log)
+            return depend.release(self.jar, log=self.log)
         except Exception as exc:  # one bad entry is depend's to set aside; this is a backstop
             self.log(f"error while releasing waiting jobs: {type(exc).__name__}: {exc}")
+            return 0
 
     def _terminate(self, signum: int, frame: object) -> None:
         """A termination signal stops the worker, but never in the middle of a job."""
@@ -404,8 +427,9 @@ class Worker:
         events = self.watcher.drain() if self.watcher.active else None
         if events:  # local submissions made while we were busy: no re-listing needed
             self._route(events)
+        accept = self.pilot.fits if self.pilot.deadline is not None else None
         for category, view in self.views:
-            path = view.claim(self.job_dirs[category])
+            path = view.claim(self.job_dirs[category], accept)
             self.report(str(view.path), view.problem)
             if path is not None:
                 return category, path
@@ -440,6 +464,8 @@ class Worker:
         jitter = min(base * 0.1, MAX_JITTER)
         # At least MIN_SLEEP, so that JJ_PAUSE_TIME=0 polls instead of spinning.
         deadline = time.monotonic() + max(MIN_SLEEP, base + random.uniform(-jitter, jitter))
+        if self.pilot.deadline is not None:  # a pilot wakes when its time is up
+            deadline = min(deadline, max(self.pilot.deadline, time.monotonic() + MIN_SLEEP))
         for _, view in self.views:  # categories created since we last looked
             self.watcher.add(view.path)
         self.sleeping = True
@@ -476,8 +502,8 @@ class Worker:
 
     # -- one job -------------------------------------------------------------
 
-    def handle_safely(self, category: str | None, path: Path) -> None:
-        """Handle a job; if the worker itself fails, never let the job run twice.
+    def handle_safely(self, category: str | None, path: Path) -> str | None:
+        """Handle a job (its status); if the worker itself fails, never let the job run twice.
 
         Before the job's process started, an error gives the job back (it
         never ran), counted as a recovery so that the poison limit applies.
@@ -485,7 +511,7 @@ class Worker:
         its record says what went wrong (``docs/protocol.md``).
         """
         try:
-            self.handle(category, path)
+            return self.handle(category, path)
         except _Interrupted:
             raise
         except Exception as exc:  # OSError mostly; anything else must not kill us either
@@ -499,6 +525,7 @@ class Worker:
                 self.log("exiting: a job is stuck in this worker's directory")
                 self.terminated = True
             time.sleep(min(self.config.pause_time, 1.0))
+            return None
 
     def give_back(self, path: Path, exc: Exception) -> None:
         """Put back a job whose process never started."""
@@ -538,8 +565,8 @@ class Worker:
             self.log(f"error while finishing: {type(exc).__name__}: {exc}")
             return None
 
-    def handle(self, category: str | None, path: Path) -> None:
-        """Run one claimed job through to ``completed/`` (or back to the jar)."""
+    def handle(self, category: str | None, path: Path) -> str:
+        """Run one claimed job through to ``completed/`` (or back to the jar); its status."""
         claimed_at = time.time()
         faults.hit("after-claim")
         self.link_claim(f"{self.link_prefix}{held_path(Path(), category, path.name)}")
@@ -554,6 +581,7 @@ class Worker:
         faults.hit("after-exit")
         self.finish(current)
         self.current = None
+        return result.status
 
     def link_claim(self, target: str) -> None:
         """``claimed/W -> target``, replacing what an earlier crash (or anyone) left there.
@@ -943,14 +971,15 @@ def unusable(path: Path, info: os.stat_result) -> str | None:
     return None
 
 
-def main_loop(categories: list[str] | None = None) -> None:
+def main_loop(argv: list[str] | None = None) -> None:
     """Run a worker in this process until it is stopped (a detached worker's entry point).
 
     A worker that cannot go on for a reason it can name (its jar was
     deleted) says so in one line and exits with status 1, no traceback.
     """
     try:
-        worker = Worker(categories=categories)
+        limits, categories = pilot.parse(argv or [])
+        worker = Worker(categories=categories or None, limits=limits)
         worker.reaper = True  # a process of its own: its children are its jobs
         worker.run()
     except JobJarError as exc:

@@ -13,13 +13,20 @@ def check_main(argv: list[str] | None = None) -> int:
     p.add_argument("--prune", metavar="SECONDS",
                    help="also remove directories of dead workers idle for this long")
     p.add_argument("--dry-run", action="store_true", help="report, start nothing")
+    p.add_argument("--exit-when-empty", action="store_true",
+                   help="start pilots that end when no work is left (start_worker's option)")
+    p.add_argument("--max-jobs", metavar="N", help="start pilots that end after N jobs")
+    p.add_argument("--max-time", metavar="DURATION", help="start pilots that claim no job "
+                   "that would run past this time")
     args = p.parse_args(argv)
 
     def body() -> int:
         from ..launch import check_workers
 
         prune = seconds("--prune", args.prune)
-        report = check_workers(prune, start=not args.dry_run)
+        report = check_workers(prune, start=not args.dry_run,
+                               exit_when_empty=args.exit_when_empty, max_jobs=args.max_jobs,
+                               max_time=args.max_time)
         for worker in report["pruned"]:
             print(f"pruned {printable(worker)}")
         alive = len(report["alive"])
