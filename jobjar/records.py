@@ -243,6 +243,18 @@ def finish_attempt(record: dict, status: str, reason: str | None, started: float
     return record
 
 
+def interrupted(record: dict) -> dict:
+    """Mark the attempt just finished as cut short by its worker's stop (then requeued).
+
+    Counted as a recovery, like a lost attempt (``lost``): the history says
+    ``interrupted`` rather than ``failed``, and the job runs again.
+    """
+    if record["attempts"]:
+        record["attempts"][-1]["status"] = "interrupted"
+    record["recoveries"] = count(record.get("recoveries")) + 1
+    return record
+
+
 def lost(path: Path, category: str | None, priority: int, worker: str, why: str,
          prior: dict | None, now: float) -> dict:
     """The record of a job whose worker died running it (``prior``: its record on disk).

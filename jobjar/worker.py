@@ -577,11 +577,31 @@ class Worker:
         result = self.run_job(current)
         retry = result.status in states.RETRYABLE and \
             current.record["attempt"] <= current.record["retries"]
+        cut_short = self.cut_short(current, result)
+        if cut_short:
+            result, retry = result._replace(reason=_joined(result.reason, cut_short)), True
         self.close_attempt(current, result, retry)
+        if cut_short:
+            records.interrupted(current.record)
         faults.hit("after-exit")
         self.finish(current)
         self.current = None
         return result.status
+
+    def cut_short(self, current: Attempt, result: Result) -> str | None:
+        """Why a failed job goes back to the queue instead: its worker was told to stop.
+
+        A scheduler ending a pilot's allocation (Slurm's ``scancel``, the end
+        of its time limit) signals every process of it at once, the job's
+        with the worker's: the job dies of the signal while the worker, which
+        never stops in the middle of a job, would record a failure.  A job
+        that failed after the worker's own SIGTERM or SIGINT is requeued as
+        if recovered (``records.interrupted``), never lost; one that
+        succeeded stays succeeded.
+        """
+        if not self.terminated or current.proc is None or result.status != states.FAILED:
+            return None
+        return "requeued: its worker was told to stop (SIGTERM or SIGINT) while it ran"
 
     def link_claim(self, target: str) -> None:
         """``claimed/W -> target``, replacing what an earlier crash (or anyone) left there.
