@@ -13,6 +13,8 @@ def check_main(argv: list[str] | None = None) -> int:
     p.add_argument("--prune", metavar="SECONDS",
                    help="also remove directories of dead workers idle for this long")
     p.add_argument("--dry-run", action="store_true", help="report, start nothing")
+    p.add_argument("--json", action="store_true",
+                   help="print the report as one JSON object (hire_workers reads it)")
     args = p.parse_args(argv)
 
     def body() -> int:
@@ -20,6 +22,11 @@ def check_main(argv: list[str] | None = None) -> int:
 
         prune = seconds("--prune", args.prune)
         report = check_workers(prune, start=not args.dry_run)
+        if args.json:  # the names as the jar has them; a reader escapes them to show them
+            import json
+
+            print(json.dumps(report, ensure_ascii=True))
+            return 0
         for worker in report["pruned"]:
             print(f"pruned {printable(worker)}")
         alive = len(report["alive"])
@@ -68,11 +75,17 @@ def cron_main(argv: list[str] | None = None) -> int:
     p.add_argument("--worker-schedule", metavar="CRON", help="default: */5 * * * *")
     p.add_argument("--recover-schedule", metavar="CRON", help="default: */15 * * * *")
     p.add_argument("--stale", metavar="SECONDS", help="pass --stale to recover_jobs")
+    p.add_argument("--hosts", metavar="FILE",
+                   help="do it on every host of this hosts file, over ssh (see hire_workers)")
     args = p.parse_args(argv)
 
     def body() -> int:
         from .. import cron
 
+        if args.hosts:
+            from .fleet import cron_on_hosts
+
+            return cron_on_hosts(args)
         if args.remove:
             text = cron.remove(args.file, dry_run=args.dry_run)
         else:
