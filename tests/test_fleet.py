@@ -445,3 +445,24 @@ def test_a_host_that_never_answers_costs_only_its_timeout(fleet):
     assert result.returncode == 1, result.stderr
     assert result.stdout.splitlines() == ["bravo: running 0, started 1",
                                           "golf: failed: no answer within 3 s (timed out)"]
+
+
+# -- the example and the report ----------------------------------------------------
+
+
+def test_the_example_hosts_file_is_valid_and_uses_every_key():
+    from jobjar import hosts
+
+    parsed = hosts.parse(ROOT / "hosts.ini.example", (ROOT / "hosts.ini.example").read_text())
+    assert {key for h in parsed for key in hosts.KEYS if getattr(h, key) is not None} == \
+        set(hosts.KEYS)
+    assert "auto" in [h.workers for h in parsed]
+
+
+def test_check_workers_json_is_the_report(jar):
+    first = jar.run("check_workers", "--json", env={"JJ_MAX_WORKERS": "1"}, check=True)
+    report = json.loads(first.stdout)
+    jar.worker_pids.extend(int(w.rsplit(".", 1)[1]) for w in report["started"])
+    assert (report["alive"], len(report["started"]), report["max_workers"]) == ([], 1, 1)
+    again = json.loads(jar.run("check_workers", "--json", "--dry-run", check=True).stdout)
+    assert again["alive"] == report["started"] and again["started"] == []

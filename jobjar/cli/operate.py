@@ -10,11 +10,11 @@ def check_main(argv: list[str] | None = None) -> int:
     """Entry point of ``check_workers``."""
     p = Parser("check_workers", "Start workers until this node runs JJ_MAX_WORKERS of them "
                "(cron runs this).", "check_workers --prune 604800")
+    p.add_argument("--json", action="store_true",
+                   help="print the report as one JSON object (hire_workers reads it)")
     p.add_argument("--prune", metavar="SECONDS",
                    help="also remove directories of dead workers idle for this long")
     p.add_argument("--dry-run", action="store_true", help="report, start nothing")
-    p.add_argument("--json", action="store_true",
-                   help="print the report as one JSON object (hire_workers reads it)")
     args = p.parse_args(argv)
 
     def body() -> int:
