@@ -75,14 +75,16 @@ class HostResult:
 
 
 def hire_workers(hosts_file: str | os.PathLike | None = None,
-                 hosts: Sequence[str] | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> list[HostResult]:
+                 hosts: Sequence[str] | str | None = None,
+                 timeout: float | str = DEFAULT_TIMEOUT) -> list[HostResult]:
     """Start or top up the workers of every host (or of ``hosts``) to its number.
 
     Returns one ``HostResult`` per host, in the hosts file's order; a host
     that failed does not stop the others.  A bad hosts file or an unknown
-    host raises ``HostsFileError`` before any ssh runs.
+    host raises ``HostsFileError`` before any ssh runs; ``timeout`` is a
+    duration (``90``, ``3m``), checked as ``hire_workers --timeout`` is.
     """
+    timeout = _duration(timeout)
     results = run_everywhere(select(hosts_file, hosts), ["check_workers", "--json"], timeout)
     for result in results:
         if not result.ok:
@@ -102,16 +104,17 @@ def hire_workers(hosts_file: str | os.PathLike | None = None,
 
 
 def install_cron_on_hosts(hosts_file: str | os.PathLike | None = None,
-                          hosts: Sequence[str] | None = None, *, remove: bool = False,
+                          hosts: Sequence[str] | str | None = None, *, remove: bool = False,
                           tabfile: str | None = None, schedules: dict | None = None,
                           stale: float | None = None, dry_run: bool = False,
-                          timeout: float = DEFAULT_TIMEOUT) -> list[HostResult]:
+                          timeout: float | str = DEFAULT_TIMEOUT) -> list[HostResult]:
     """Run ``install_cron`` (or ``install_cron --remove``) on every host of the file.
 
     Each host's cron lines carry its own settings (``home``, ``node``,
     ``workers``, ...), as ``hire_workers`` gives them; ``tabfile`` is a
     crontab file on the host instead of the user's crontab.
     """
+    timeout = _duration(timeout)
     argv = ["install_cron"]
     if remove:
         argv.append("--remove")
@@ -127,9 +130,12 @@ def install_cron_on_hosts(hosts_file: str | os.PathLike | None = None,
     return run_everywhere(select(hosts_file, hosts), argv, timeout)
 
 
-def select(hosts_file: str | os.PathLike | None, names: Sequence[str] | None) -> list[Host]:
+def select(hosts_file: str | os.PathLike | None,
+           names: Sequence[str] | str | None) -> list[Host]:
     """The hosts named (all when none are), in the file's order; an unknown one is an error."""
     every = load(hosts_file)
+    if isinstance(names, str):  # one host, not its letters
+        names = [names]
     if not names:
         return every
     known = {host.name.lower(): host for host in every}
@@ -249,6 +255,17 @@ def remote(argv: list[str]) -> int:
 
     status = dispatch(["jobjar", *argv])
     return status if status in (0, 1, 2) else 1  # never NO_JOBJAR by accident
+
+
+def _duration(value: float | str) -> float:
+    """A timeout as every command spells it; a bad one is a ``JobJarError`` naming it."""
+    from .config import MAX_OPTION_SECONDS, seconds
+    from .errors import JobJarError
+
+    try:
+        return seconds(value, MAX_OPTION_SECONDS)
+    except ValueError as exc:
+        raise JobJarError(f"timeout {exc}, not {value!r}") from None
 
 
 def _last_json(text: str) -> dict | None:

@@ -466,3 +466,17 @@ def test_check_workers_json_is_the_report(jar):
     assert (report["alive"], len(report["started"]), report["max_workers"]) == ([], 1, 1)
     again = json.loads(jar.run("check_workers", "--json", "--dry-run", check=True).stdout)
     assert again["alive"] == report["started"] and again["started"] == []
+
+
+def test_the_python_api_checks_as_the_command_does(jar, standin):
+    import jobjar
+    from jobjar.hosts import HostsFileError
+
+    hosts = write_hosts(jar.root / "hosts.ini", "[a]\npython: /nonexistent/python3\n")
+    with pytest.raises(jobjar.JobJarError, match="timeout must be a duration"):
+        jobjar.hire_workers(hosts, timeout="soon")
+    with pytest.raises(HostsFileError, match="no host 'b'"):
+        jobjar.hire_workers(hosts, "b")
+    (result,) = jobjar.install_cron_on_hosts(hosts, "a", timeout="1m")
+    assert not result.ok and result.reason.startswith("no Python there")
+    assert calls(standin)["a"][-1].split()[-1] == "install_cron"
