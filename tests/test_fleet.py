@@ -480,3 +480,9 @@ def test_the_python_api_checks_as_the_command_does(jar, standin):
     (result,) = jobjar.install_cron_on_hosts(hosts, "a", timeout="1m")
     assert not result.ok and result.reason.startswith("no Python there")
     assert calls(standin)["a"][-1].split()[-1] == "install_cron"
+
+
+def test_jj_ssh_stays_out_of_cron_lines(jar, standin, tmp_path):
+    jar.run("install_cron", "--file", str(tmp_path / "tab"), check=True)
+    text = (tmp_path / "tab").read_text()
+    assert "JJ_ALLOW_ROOT=yes" in text and "JJ_SSH" not in text and "ssh-standin" not in text
