@@ -440,11 +440,19 @@ def test_hire_workers_over_ssh_on_every_node(fleet):
 
 
 def test_a_host_that_never_answers_costs_only_its_timeout(fleet):
+    """ssh's own timeout (from JJ_SSH) or hire_workers's --timeout, whichever comes first."""
     fleet.hosts_file(f"[golf]\nport: {fleet.silent.getsockname()[1]}\n")
-    result = fleet.hire("--timeout", "3s", "golf", "bravo")
+    fleet.env["JJ_SSH"] += " -o ConnectTimeout=3"
+    result = fleet.hire("golf", "bravo")
     assert result.returncode == 1, result.stderr
-    assert result.stdout.splitlines() == ["bravo: running 0, started 1",
-                                          "golf: failed: no answer within 3 s (timed out)"]
+    bravo, golf = result.stdout.splitlines()
+    assert bravo == "bravo: running 0, started 1"
+    assert golf.startswith("golf: failed: unreachable: ") and "timed out" in golf, golf
+    assert fleet.live_workers() == {"bravo": 1}
+    fleet.env["JJ_SSH"] = fleet.env["JJ_SSH"].replace(" -o ConnectTimeout=3", "")
+    alone = fleet.hire("--timeout", "2s", "golf")
+    assert alone.returncode == 1, alone.stderr
+    assert alone.stdout.strip() == "golf: failed: no answer within 2 s (timed out)"
 
 
 # -- the example and the report ----------------------------------------------------
