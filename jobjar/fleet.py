@@ -149,15 +149,17 @@ def select(hosts_file: str | os.PathLike | None,
 
 def run_everywhere(hosts: list[Host], argv: list[str], timeout: float) -> list[HostResult]:
     """Run the Job Jar command ``argv`` on every host at once; one result per host."""
+    ssh = ssh_words()  # a bad JJ_SSH is found before any ssh runs
     if not hosts:
         return []
     with ThreadPoolExecutor(max_workers=min(len(hosts), 32)) as pool:
-        return list(pool.map(lambda host: run_on(host, argv, timeout), hosts))
+        return list(pool.map(lambda host: run_on(host, argv, timeout, ssh), hosts))
 
 
-def run_on(host: Host, argv: list[str], timeout: float) -> HostResult:
+def run_on(host: Host, argv: list[str], timeout: float,
+           ssh: list[str] | None = None) -> HostResult:
     """Run the Job Jar command ``argv`` on ``host`` over ssh, within ``timeout`` seconds."""
-    command = ssh_command(host) + [remote_command(host, argv)]
+    command = ssh_command(host, ssh) + [remote_command(host, argv)]
     try:
         done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=timeout, close_fds=True)
@@ -173,15 +175,21 @@ def run_on(host: Host, argv: list[str], timeout: float) -> HostResult:
     return HostResult(host.name, True, output=out)
 
 
-def ssh_command(host: Host) -> list[str]:
-    """``$JJ_SSH`` (split as a shell would), ``-p PORT``, ``-l USER``, then the host."""
+def ssh_words() -> list[str]:
+    """``$JJ_SSH`` (default ``DEFAULT_SSH``) split as a shell would; a bad one is an error."""
     text = os.environ.get("JJ_SSH") or DEFAULT_SSH
     try:
         words = shlex.split(text)
     except ValueError as exc:
         raise HostsFileError(f"JJ_SSH: cannot split {text!r}: {exc}") from None
     if not words:
-        raise HostsFileError("JJ_SSH is empty")
+        raise HostsFileError("JJ_SSH has no command in it")
+    return words
+
+
+def ssh_command(host: Host, ssh: list[str] | None = None) -> list[str]:
+    """The ssh command (``ssh_words``), ``-p PORT``, ``-l USER``, then the host."""
+    words = list(ssh or ssh_words())
     if host.port is not None:
         words += ["-p", str(host.port)]
     if host.user is not None:

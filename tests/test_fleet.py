@@ -237,15 +237,17 @@ def test_hosts_files_others_could_have_written_are_refused(jar, standin, tmp_pat
 
 
 def test_a_bad_jj_ssh_or_timeout_is_one_line(jar, standin):
-    hosts = write_hosts(jar.root / "hosts.ini", "[a]\n")
-    one_line_error(jar.run("hire_workers", "--hosts", str(hosts), env={"JJ_SSH": "ssh 'oops"}),
-                   "JJ_SSH", status=2)
+    hosts = write_hosts(jar.root / "hosts.ini", "[a]\n[b]\n")
+    for bad in ("ssh 'oops", "  "):
+        one_line_error(jar.run("hire_workers", "--hosts", str(hosts), env={"JJ_SSH": bad}),
+                       "JJ_SSH", status=2)
     one_line_error(jar.run("hire_workers", "--hosts", str(hosts), "--timeout", "soon"),
                    "--timeout", status=1)
     missing = jar.run("hire_workers", "--hosts", str(hosts), env={"JJ_SSH": "/nonexistent/ssh"})
     assert missing.returncode == 1
-    assert missing.stdout.strip() == ("a: failed: cannot run '/nonexistent/ssh': "
-                                      "No such file or directory")
+    assert missing.stdout.splitlines() == [
+        f"{host}: failed: cannot run '/nonexistent/ssh': No such file or directory"
+        for host in "ab"]
 
 
 # -- install_cron --hosts ---------------------------------------------------------
