@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .hosts import Host, HostsFileError, auto_workers, default_file, load
+from .hosts import Host, HostsFileError, default_file, load
 
 #: The ssh command when ``JJ_SSH`` is not set.
 DEFAULT_SSH = "ssh -o BatchMode=yes"
@@ -42,17 +42,17 @@ NO_JOBJAR = 3
 #: Settings of the invoking shell never sent to a host.
 NOT_SENT = ("JJ_NODE", "JJ_SSH")
 
-#: The remote program: Job Jar's ``fleet.remote``, or exit ``NO_JOBJAR`` saying why.
+#: The remote program: Job Jar's ``cli.fleet.remote_main``, or exit ``NO_JOBJAR`` saying why.
 #: Plain enough for any Python to run up to the import, so that an old one
 #: is reported as such rather than as a syntax error.
 REMOTE_CODE = (
     "import sys\n"
     "try:\n"
-    "    from jobjar.fleet import remote\n"
+    "    from jobjar.cli.fleet import remote_main\n"
     "except Exception as exc:\n"
     "    sys.stderr.write('cannot import Job Jar with %s: %s\\n' % (sys.executable, exc))\n"
     f"    sys.exit({NO_JOBJAR})\n"
-    "sys.exit(remote(sys.argv[1:]))\n"
+    "sys.exit(remote_main(sys.argv[1:]))\n"
 )
 
 __all__ = ["hire_workers", "install_cron_on_hosts", "HostResult"]
@@ -253,16 +253,6 @@ def why_failed(status: int, stderr: str, command: str) -> str:
     if status < 0:
         return f"ssh ended by signal {-status}"
     return f"{command} failed there (exit status {status}): {last}"
-
-
-def remote(argv: list[str]) -> int:
-    """The host's side: turn ``JJ_MAX_WORKERS=auto`` into a number here, then run the command."""
-    if os.environ.get("JJ_MAX_WORKERS", "").lower() == "auto":
-        os.environ["JJ_MAX_WORKERS"] = str(auto_workers())
-    from .cli import dispatch
-
-    status = dispatch(["jobjar", *argv])
-    return status if status in (0, 1, 2) else 1  # never NO_JOBJAR by accident
 
 
 def _duration(value: float | str) -> float:

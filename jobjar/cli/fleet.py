@@ -75,6 +75,22 @@ def cron_on_hosts(args) -> int:
     return 1 if any(not r.ok for r in results) else 0
 
 
+def remote_main(argv: list[str]) -> int:
+    """The host's side of ``hire_workers``: ``workers: auto`` counted here, then the command.
+
+    ``fleet.REMOTE_CODE`` calls it there; its status is never ``fleet.NO_JOBJAR``.
+    """
+    import os
+
+    from ..hosts import auto_workers
+    from . import dispatch
+
+    if os.environ.get("JJ_MAX_WORKERS", "").lower() == "auto":
+        os.environ["JJ_MAX_WORKERS"] = str(auto_workers())
+    status = dispatch(["jobjar", *argv])
+    return status if status in (0, 1, 2) else 1
+
+
 def _usage(prog: str, exc: Exception) -> int:
     """A bad hosts file or an unknown host: one line, exit status 2 (nothing was run)."""
     sys.stderr.write(f"{prog}: error: {printable(exc)}\n")
