@@ -36,6 +36,8 @@ control files (STOP, PAUSE, ...)            ``control.py``
 is a worker alive                           ``liveness.py``
 configuration                               ``config.py``
 cron lines                                  ``cron.py``
+the hosts file                              ``hosts.py``
+hiring workers over ssh, cron on every host ``fleet.py``
 the commands (parsing and printing only)    ``cli/`` (list: ``cli.COMMANDS``)
 ==========================================  =====================================
 """
@@ -56,6 +58,7 @@ _PUBLIC: dict[str, tuple[str, ...] | None] = {
                "get_pause_time", "set_categories", "get_categories"),
     "control": None,
     "launch": ("start_worker", "check_workers"),
+    "fleet": ("hire_workers", "install_cron_on_hosts"),
     "recovery": ("recover_jobs",),
     "status": ("system_status",),
     "jobs": ("job_info", "cancel_job", "resubmit_job", "wait"),

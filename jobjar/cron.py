@@ -34,8 +34,8 @@ def command_dir() -> Path:
     return Path(sys.executable).parent
 
 
-#: Variables never carried into a cron line (test hooks).
-NOT_CARRIED = ("JJ_FAULT",)
+#: Variables never carried into a cron line (test hooks; hire_workers's ssh command).
+NOT_CARRIED = ("JJ_FAULT", "JJ_SSH")
 
 
 def render(name: str, home: Path, extra: str = "", logs: Path | None = None) -> str:

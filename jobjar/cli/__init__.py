@@ -29,6 +29,7 @@ COMMANDS = {
     "check_workers": "operate:check_main",
     "recover_jobs": "operate:recover_main",
     "install_cron": "operate:cron_main",
+    "hire_workers": "fleet:hire_main",
     "system_status": "status:status_main",
     "submit_job": "submit:submit_main",
     "unique_job_name": "submit:unique_main",
