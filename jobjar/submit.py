@@ -31,10 +31,53 @@ class PartialSubmitError(SubmitError):
     only the others again); ``total`` is how many were asked for.
     """
 
-    def __init__(self, message: str, submitted: list[str], total: int) -> None:
+    def __init__(self, message: str, submitted: list[str], total: int,
+                 batch: str | None = None) -> None:
         super().__init__(message)
         self.submitted = submitted
         self.total = total
+        self.batch = batch
+
+
+class Batch(list):
+    """The names of the jobs of one ``--array`` or ``--from-file`` submission, in order.
+
+    A plain list of names, as before, that also knows its batch id
+    (``.batch``): ``wait(batch=names.batch)``, ``cancel_job(batch=...)``.
+    """
+
+    def __init__(self, names: list[str], batch: str) -> None:
+        super().__init__(names)
+        self.batch = batch
+
+
+#: The letters of a batch id: lowercase and digits without the look-alikes (l, o, 0, 1).
+BATCH_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+
+
+def new_batch(jar: Jar) -> str:
+    """A new batch id: 8 random letters of ``BATCH_ALPHABET`` (40 bits), unused in this jar.
+
+    Random rather than counted, so that submitters on different nodes need
+    no shared counter; 2^40 ids make a clash between two submissions of the
+    same moment negligible, and an id whose manifest exists is drawn again.
+    """
+    while True:
+        bits = int.from_bytes(os.urandom(5), "big")
+        batch = "".join(BATCH_ALPHABET[(bits >> (5 * i)) & 31] for i in range(8))
+        if not os.path.lexists(jar.batch_file(batch)):
+            return batch
+
+
+def _write_manifest(jar: Jar, batch: str, names: list[str]) -> None:
+    """Write ``batches/ID``, the names of the batch's jobs, atomically (``files.write_new``)."""
+    data = "".join(name + "\n" for name in names).encode("utf-8", "surrogateescape")
+    path = jar.batch_file(batch)
+    try:
+        files.write_new(path, data)
+    except FileNotFoundError:  # the first batch of this jar
+        files.make_dir(path.parent)
+        files.write_new(path, data)
 
 
 def unique_job_name(priority: int = 0, id: str | None = None) -> str:
@@ -59,6 +102,11 @@ def _options(jar: Jar, extra: dict) -> jjdir.Directives:
         if jjdir.BY_NAME[name].names_file and str(value):  # "" stays "" and is refused
             value = os.path.abspath(os.path.expanduser(str(value)))
         opts.set(name, value)
+    if opts.dependencies:  # a unique prefix names its job, as in every command
+        from .find import resolve
+
+        opts.after = [resolve(dep, jar) for dep in opts.after]
+        opts.after_any = [resolve(dep, jar) for dep in opts.after_any]
     _check_dependencies(jar, opts)
     return opts
 
@@ -271,12 +319,14 @@ def _submit_each(make, opts: jjdir.Directives, array: str | None, priority, id, 
         return _write_all([make], lambda build: write_job(build(), priority, id, category, opts,
                                                           jar, waits, config))[0]
     indexes = parse_array(array)
+    opts.batch = new_batch(jar)
 
     def one(index: int) -> str:
         opts.array_index = index
         return write_job(make(), priority, id, category, opts, jar, waits, config)
 
-    return _write_all(list(indexes), one, lambda done: _rest_of_array(indexes, done))
+    return _write_all(list(indexes), one, lambda done: _rest_of_array(indexes, done),
+                      jar=jar, batch=opts.batch)
 
 
 def _rest_of_array(indexes: range, done: int) -> str:
@@ -285,14 +335,47 @@ def _rest_of_array(indexes: range, done: int) -> str:
     return f"; the rest is --array {rest[0]}-{rest[-1]}{step}"
 
 
-def _write_all(items: list, write_one, rest=None) -> list[str]:
+def _write_all(items: list, write_one, rest=None, jar: Jar | None = None,
+               batch: str | None = None) -> list[str]:
     """Submit one job per item; if one fails, say exactly which ones were submitted.
 
     Jobs already submitted stay (workers may be running them): the error is
     a ``PartialSubmitError`` that carries their names and says how many of
     how many, so that a retry submits only the others and nothing runs twice.
+    With a ``batch``, its manifest lists the jobs submitted, whole or partial.
     """
     names: list[str] = []
+    if batch is None:
+        _write_each(items, write_one, rest, names, batch)
+        return names
+    try:
+        _write_each(items, write_one, rest, names, batch)
+    except PartialSubmitError as exc:
+        problem = _manifest_problem(jar, batch, names)
+        said = f"; their batch: {problem}" if problem else f"; their batch is {batch}"
+        raise PartialSubmitError(f"{exc}{said}", exc.submitted, exc.total,
+                                 None if problem else batch) from None
+    problem = _manifest_problem(jar, batch, names)
+    if problem:  # every job is queued: say which, so that none is submitted twice
+        raise PartialSubmitError(f"all {len(names)} jobs submitted, but not their batch: "
+                                 f"{problem}", names, len(items))
+    return Batch(names, batch)
+
+
+def _manifest_problem(jar: Jar, batch: str, names: list[str]) -> str | None:
+    """Write the batch's manifest; what went wrong, or ``None``.
+
+    A failure here (a full disk) must not hide which jobs were submitted.
+    """
+    try:
+        _write_manifest(jar, batch, names)
+    except OSError as exc:
+        return f"cannot write {jar.batch_file(batch)}: {exc.strerror or exc}"
+    return None
+
+
+def _write_each(items: list, write_one, rest, names: list[str], batch: str | None) -> None:
+    """``_write_all``'s loop: ``names`` grows as jobs are submitted."""
     for item in items:
         try:
             names.append(write_one(item))
@@ -304,8 +387,7 @@ def _write_all(items: list, write_one, rest=None) -> list[str]:
             why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
             hint = rest(len(names)) if rest else ""
             raise PartialSubmitError(f"{why}; {len(names)} of {len(items)} jobs submitted{hint}",
-                                     names, len(items)) from None
-    return names
+                                     names, len(items), batch) from None
 
 
 def submit_from_file(path: str | os.PathLike, priority: int = 0, id: str | None = None,
@@ -329,6 +411,7 @@ def submit_from_file(path: str | os.PathLike, priority: int = 0, id: str | None 
     config = load()
     jar = Jar.from_config(config)
     opts = _options(jar, options)
+    opts.batch = new_batch(jar)
     scripts = []  # every line is checked before any job is submitted: all or nothing
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
@@ -337,7 +420,8 @@ def submit_from_file(path: str | os.PathLike, priority: int = 0, id: str | None 
             except SubmitError as exc:
                 raise SubmitError(f"{path}, line {number}: {exc}; nothing submitted") from None
     return _write_all(scripts, lambda script: write_job(script, priority, id, category, opts,
-                                                         jar, config=config))
+                                                         jar, config=config),
+                      jar=jar, batch=opts.batch)
 
 
 #: The most jobs one ``--array`` may submit (a typo must not fill a disk).

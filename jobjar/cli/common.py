@@ -42,6 +42,14 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def add_handles(p: Parser) -> None:
+    """The ways every command names jobs: names or unique prefixes, ``-i ID``, ``--batch ID``."""
+    p.add_argument("-i", "--id", metavar="ID", help="the jobs submitted with this identifier")
+    p.add_argument("--batch", metavar="ID", help="the jobs of this batch (--array, --from-file)")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="job names, or unique prefixes of them")
+
+
 def run(prog: str, body: Callable[[], int | None]) -> int:
     """Run a command body; a user error becomes one line and status 1."""
     try:

@@ -81,6 +81,9 @@ def submit_main(argv: list[str] | None = None) -> int:
             _print_names(exc.submitted)
             raise
         _print_names(names)
+        batch = getattr(names, "batch", None)
+        if batch:  # on stderr: stdout stays the list of names
+            sys.stderr.write(f"submit_job: {len(names)} jobs in batch {batch}\n")
         return 0
 
     return run("submit_job", body)
