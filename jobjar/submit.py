@@ -279,8 +279,10 @@ def submit_job(command: str, priority: int = 0, id: str | None = None,
     The command is written into a ``#!/bin/sh`` script.  Keyword options
     (``timeout``, ``retries``, ``after``, ``after_any``, ``output``,
     ``error``) become ``#JJ`` directives in the script.  With
-    ``array="1-100[:STEP]"`` one job per index is submitted, each with
-    ``JJ_ARRAY_INDEX`` set, and the list of names is returned.
+    ``array="1-100"`` (Slurm's spelling: ``"1-5,7,10-20:2%4"``, see
+    ``array_spec``) one job per index is submitted, each with
+    ``JJ_ARRAY_INDEX`` set, and the list of names is returned as a
+    ``Batch`` (its ``.batch`` is the batch id).
     """
     config = load()
     jar = Jar.from_config(config)
@@ -318,21 +320,28 @@ def _submit_each(make, opts: jjdir.Directives, array: str | None, priority, id, 
     if array is None:
         return _write_all([make], lambda build: write_job(build(), priority, id, category, opts,
                                                           jar, waits, config))[0]
-    indexes = parse_array(array)
+    indexes, cap = array_spec(array)
     opts.batch = new_batch(jar)
+    own_after_any = list(opts.after_any)
+    done: list[str] = []
 
-    def one(index: int) -> str:
-        opts.array_index = index
-        return write_job(make(), priority, id, category, opts, jar, waits, config)
+    def one(position: int) -> str:
+        """Job ``position`` of the array; with a cap, it waits for the job ``cap`` before it."""
+        opts.array_index = indexes[position]
+        chained = cap is not None and position >= cap
+        opts.after_any = own_after_any + ([done[position - cap]] if chained else [])
+        name = write_job(make(), priority, id, category, opts, jar, True if chained else waits,
+                         config)
+        done.append(name)
+        return name
 
-    return _write_all(list(indexes), one, lambda done: _rest_of_array(indexes, done),
-                      jar=jar, batch=opts.batch)
+    return _write_all(list(range(len(indexes))), one,
+                      lambda count: _rest_of_array(indexes[count:], cap), jar=jar,
+                      batch=opts.batch)
 
 
-def _rest_of_array(indexes: range, done: int) -> str:
-    rest = indexes[done:]
-    step = f":{rest.step}" if rest.step != 1 else ""
-    return f"; the rest is --array {rest[0]}-{rest[-1]}{step}"
+def _rest_of_array(rest: list[int], cap: int | None) -> str:
+    return f"; the rest is --array {format_array(rest, cap)}"
 
 
 def _write_all(items: list, write_one, rest=None, jar: Jar | None = None,
@@ -428,8 +437,52 @@ def submit_from_file(path: str | os.PathLike, priority: int = 0, id: str | None 
 MAX_ARRAY = 1_000_000
 
 
+def array_spec(spec: str) -> tuple[list[int], int | None]:
+    """Parse a Slurm-style array spec: ``1-5,7,10-20:2%4`` -> (indexes in order, cap).
+
+    Comma-separated parts, each ``FIRST-LAST[:STEP]`` or one index
+    (``parse_array``), and an optional ``%N``: at most N jobs of the array
+    run at once.  Parts must not share an index; N is at least 1.  The cap
+    is kept without a daemon: job k+N waits (``--after-any``) for job k to
+    finish, however it ends, so never more than N run, but which job
+    follows which is fixed at submission.
+    """
+    text = str(spec).strip()
+    body, percent, cap_text = text.partition("%")
+    cap = None
+    if percent:
+        if not (cap_text.isascii() and cap_text.isdigit()) or int(cap_text) < 1:
+            raise SubmitError(f"bad --array {spec!r}: %N needs a whole number N >= 1")
+        cap = int(cap_text)
+    parts = [parse_array(part) for part in body.split(",")]
+    if sum(len(part) for part in parts) > MAX_ARRAY:
+        raise SubmitError(f"bad --array {spec!r}: more than {MAX_ARRAY:,} jobs in one array")
+    indexes = [index for part in parts for index in part]
+    if len(set(indexes)) != len(indexes):
+        raise SubmitError(f"bad --array {spec!r}: its ranges overlap (an index twice)")
+    return indexes, (cap if cap is not None and cap < len(indexes) else None)
+
+
+def format_array(indexes: list[int], cap: int | None = None) -> str:
+    """An array spec for ``indexes``: evenly spaced runs as ``FIRST-LAST[:STEP]``, then ``%cap``."""
+    parts: list[str] = []
+    start = 0
+    while start < len(indexes):
+        end = start
+        step = indexes[start + 1] - indexes[start] if start + 1 < len(indexes) else 1
+        while step > 0 and end + 1 < len(indexes) and indexes[end + 1] - indexes[end] == step:
+            end += 1
+        if end - start < 2 and step != 1:  # two of a kind are not yet a run
+            end = start
+        first, last = indexes[start], indexes[end]
+        parts.append(str(first) if first == last else
+                     f"{first}-{last}" + (f":{step}" if step != 1 else ""))
+        start = end + 1
+    return ",".join(parts) + (f"%{cap}" if cap else "")
+
+
 def parse_array(spec: str) -> range:
-    """Parse ``FIRST-LAST[:STEP]`` (or a single index) into a range."""
+    """Parse one part of an array spec, ``FIRST-LAST[:STEP]`` (or a single index), into a range."""
     text = str(spec).strip()
     body, _, step_text = text.partition(":")
     first, sep, last = body.partition("-")
