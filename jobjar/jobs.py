@@ -21,7 +21,7 @@ from pathlib import Path
 from . import directives as jjdir
 from . import files, records, states
 from .errors import JobJarError
-from .find import Location, locate, resolve, running_jobs, select
+from .find import Location, locate, running_jobs, select
 from .layout import Jar, held_category, jobs_in
 from .naming import check_category, priority_of
 
@@ -105,7 +105,7 @@ def job_info(name: str, jar: Jar | None = None) -> dict:
     ``name`` may be a unique prefix of the name (``find.resolve``).
     """
     jar = jar or Jar.from_config()
-    name = resolve(name, jar)
+    name = select([name], jar)[0]
     where = _find(name, jar)
     info = {"name": name, "state": where.state,
             "path": None if where.path is None else str(where.path),

@@ -83,7 +83,7 @@ def cancel_main(argv: list[str] | None = None) -> int:
     """Entry point of ``cancel_job``."""
     p = Parser("cancel_job", "Cancel jobs: queued and waiting ones leave the jar at once; "
                "running ones are killed\nby their worker within about a second.",
-               "cancel_job NAME; cancel_job -c LINUX; cancel_job --mine")
+               "cancel_job NAME; cancel_job -c LINUX; cancel_job --mine; cancel_job --batch ID")
     p.add_argument("-c", "--category", help="every job of this category")
     p.add_argument("--mine", action="store_true", help="every job you submitted")
     add_handles(p)
@@ -135,7 +135,8 @@ def wait_main(argv: list[str] | None = None) -> int:
     """Entry point of ``wait_jobs``."""
     p = Parser("wait_jobs", "Wait until the named jobs (default: every job queued, waiting or "
                "running now)\nhave left the jar. Exit status 0 when all succeeded, 1 when any "
-               "did not,\n2 on --timeout.", "wait_jobs --timeout 3600 $(cat my_jobs.txt)")
+               "did not,\n2 on --timeout.", "wait_jobs --timeout 3600 $(cat my_jobs.txt); "
+               "wait_jobs --batch ID")
     p.add_argument("--timeout", metavar="SECONDS", help="give up after this long (exit 2)")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", action="store_true", default=None,
