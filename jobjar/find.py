@@ -206,15 +206,30 @@ def batch_jobs(batch: str, jar: Jar) -> list[str]:
     text = _read_manifest(jar.batch_file(batch))
     if text is None:
         raise JobJarError(f"no batch {batch!r} in {jar.home}")
+    paths = _job_paths(jar)
     names = []
     for line in dict.fromkeys(text.split("\n")):
         try:
             name = check_job_name(line)
         except DirectiveError:
             continue
-        if _carries(name, batch, jar):
+        if _carries(name, batch, jar, paths.get(name)):
             names.append(name)
     return names
+
+
+def _job_paths(jar: Jar) -> dict[str, Path]:
+    """Every job file in the jar and in ``completed/``, ``rejected/``: name -> path.
+
+    One listing per directory, so that checking a batch of 100,000 jobs is
+    not 100,000 lookups of each state directory.
+    """
+    found = {path.name: path for state in (states.WAITING, states.UNCLAIMED)
+             for _, path in jobs_in(jar.state_dir(state))}
+    for state in states.LEFT:
+        found.update((name, jar.state_dir(state) / name) for name in _listing(jar.state_dir(state)))
+    found.update((name, path) for name, (_, path) in running_jobs(jar).items())
+    return found
 
 
 def _read_manifest(path: Path) -> str | None:
@@ -242,13 +257,18 @@ def _read_manifest(path: Path) -> str | None:
     return b"".join(chunks).decode("utf-8", "surrogateescape")
 
 
-def _carries(name: str, batch: str, jar: Jar) -> bool:
-    """Whether job ``name`` says it belongs to ``batch`` (its file, else its record)."""
+def _carries(name: str, batch: str, jar: Jar, path: Path | None) -> bool:
+    """Whether job ``name`` says it belongs to ``batch``: its file at ``path``, else its record.
+
+    (A job that moved since ``path`` was listed is looked up again.)
+    """
     from . import records
 
-    where = locate(name, jar)
-    if where is not None and where.path is not None:
-        return records.batch_of(where.path) == batch
+    if path is None or not os.path.lexists(path):
+        where = locate(name, jar)
+        path = where.path if where is not None else None
+    if path is not None:
+        return records.batch_of(path) == batch
     record = records.read(jar.record(name))
     return bool(record) and record.get("batch") == batch
 
