@@ -100,6 +100,21 @@ def _names(name: str, value: object) -> list[str]:
     return [check_job_name(n) for n in names]
 
 
+#: A batch id: what ``submit.new_batch`` makes (8 of ``BATCH_ALPHABET``), or one typed by hand.
+_BATCH = re.compile(r"[a-z0-9]{4,32}", re.ASCII)
+
+
+def check_batch(value: object) -> str:
+    """A batch id from a file or a command line: a short lowercase word, never a path."""
+    if not isinstance(value, str) or not _BATCH.fullmatch(value):
+        raise DirectiveError(f"not a batch id: {value!r} (4 to 32 lowercase letters and digits)")
+    return value
+
+
+def _batch(name: str, value: object) -> str:
+    return check_batch(value.strip() if isinstance(value, str) else value)
+
+
 def _path(name: str, value: object) -> str:
     text = str(value)
     if not text or "\x00" in text or "\n" in text:
@@ -147,6 +162,7 @@ OPTIONS = (
     Option("error", ("--error", "-e"), _path, None, metavar="FILE",
            help="standard error file"),
     Option("array_index", ("--array-index",), _count, None),
+    Option("batch", ("--batch",), _batch, None),  # set by --array and --from-file
 )
 BY_NAME = {option.name: option for option in OPTIONS}
 _FLAGS = {flag: option for option in OPTIONS for flag in option.flags}

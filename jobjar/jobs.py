@@ -21,7 +21,7 @@ from pathlib import Path
 from . import directives as jjdir
 from . import files, records, states
 from .errors import JobJarError
-from .find import Location, locate, running_jobs
+from .find import Location, locate, running_jobs, select
 from .layout import Jar, held_category, jobs_in
 from .naming import check_category, priority_of
 
@@ -100,15 +100,22 @@ def job_info(name: str, jar: Jar | None = None) -> dict:
     ``state`` is one of limbo, waiting, unclaimed, running, completed and
     rejected; a running job also has ``worker`` and ``running_for`` (seconds,
     by the jar's own clock, so a node with a wrong clock still gets it right).
+    ``batch`` is the batch of an ``--array`` or ``--from-file`` job.
     A job that left the jar and whose file is gone has ``path`` ``None``.
+    ``name`` may be a unique prefix of the name (``find.resolve``).
     """
     jar = jar or Jar.from_config()
+    name = select([name], jar)[0]
     where = _find(name, jar)
     info = {"name": name, "state": where.state,
             "path": None if where.path is None else str(where.path),
             "category": where.category, "worker": where.worker, "running_for": None,
             "cancel_requested": os.path.lexists(jar.cancel_request(name)),
             "record": records.read(jar.record(name))}
+    record = info["record"] if isinstance(info["record"], dict) else {}
+    info["batch"] = record.get("batch") if isinstance(record.get("batch"), str) else None
+    if info["batch"] is None and where.path is not None:  # not run yet: its file says
+        info["batch"] = records.batch_of(where.path)
     if where.state == states.RUNNING:
         from .liveness import reading_now
 
@@ -193,6 +200,7 @@ def jobs_in_jar(jar: Jar) -> list[Location]:
 
 
 def cancel_job(*names: str, category: str | None = None, mine: bool = False,
+               batch: str | None = None, id: str | None = None,
                jar: Jar | None = None) -> list[tuple[str, str]]:
     """Cancel jobs by name, every job of a category, or every job of yours.
 
@@ -202,12 +210,14 @@ def cancel_job(*names: str, category: str | None = None, mine: bool = False,
     ``cancelled``) or ``already finished``.  "Yours" means job files owned
     by the calling user, which is who submitted them.  An unknown name is an
     error, raised before anything is cancelled.  Names may also come as
-    lists, such as the one ``submit_job(array=...)`` returns.
+    lists, such as the one ``submit_job(array=...)`` returns, or as unique
+    prefixes; ``batch`` adds every job of a batch, ``id`` every job still
+    in the jar submitted with that identifier (``find.select``).
     """
     jar = jar or Jar.from_config()
-    names = _flat(names)
-    if not names and category is None and not mine:
-        raise JobJarError("name the jobs to cancel, or give a category or --mine")
+    if not names and category is None and not mine and batch is None and id is None:
+        raise JobJarError("name the jobs to cancel, or give a category, a batch, -i or --mine")
+    names = select(_flat(names), jar, batch, id, finished=False)
     if category is not None:
         check_category(category)
     targets = {n: _find(n, jar) for n in names}
@@ -256,16 +266,30 @@ def _resubmittable(name: str, jar: Jar) -> tuple[Location, dict, str | None]:
     return where, record or records.blank(name, category, priority_of(name)), category
 
 
-def resubmit_job(*names: str, jar: Jar | None = None) -> list[str]:
+#: The statuses ``resubmit_job(failed=True)`` runs again (not ``cancelled``: someone chose that).
+FAILED_AGAIN = (states.FAILED, states.TIMED_OUT, states.DEPENDENCY_FAILED, states.POISONED)
+
+
+def resubmit_job(*names: str, batch: str | None = None, id: str | None = None,
+                 failed: bool = False, jar: Jar | None = None) -> list[str]:
     """Put finished jobs back into their jar, each as a new attempt; return their names.
 
     The record is rewritten as ``retrying`` before the job moves, so that
     recovery and ``wait`` never take a job back in the jar for a finished
     one; the worker then numbers the attempt and keeps the history.  Every
-    job is checked before any moves.
+    job is checked before any moves.  Names may be unique prefixes;
+    ``batch`` and ``id`` add a batch's jobs and an identifier's
+    (``find.select``).  With ``failed``, only the chosen jobs that ended
+    ``FAILED_AGAIN`` (and whose file is still in ``completed/``) run again:
+    GNU Parallel's ``--retry-failed``.
     """
     jar = jar or Jar.from_config()
-    found = [(name, *_resubmittable(name, jar)) for name in _flat(names)]
+    if not names and batch is None and id is None:
+        raise JobJarError("name the jobs to resubmit, or give a batch or -i")
+    chosen = select(_flat(names), jar, batch, id)
+    if failed:
+        chosen = [name for name in chosen if _failed(name, jar)]
+    found = [(name, *_resubmittable(name, jar)) for name in chosen]
     done = []
     for name, where, record, category in found:
         files.unlink(jar.cancel_request(name))  # an old request must not cancel the new attempt
@@ -279,6 +303,13 @@ def resubmit_job(*names: str, jar: Jar | None = None) -> list[str]:
             raise JobJarError(f"job {name!r} moved while it was being resubmitted") from None
         done.append(name)
     return done
+
+
+def _failed(name: str, jar: Jar) -> bool:
+    """Whether job ``name`` ended in ``FAILED_AGAIN`` and its file waits in ``completed/``."""
+    record = _final_record(name, jar)
+    return (record is not None and record.get("status") in FAILED_AGAIN
+            and os.path.lexists(jar.completed / name))
 
 
 def _left_jar(jar: Jar, name: str) -> dict | None:
@@ -327,7 +358,7 @@ def _known(name: str, jar: Jar) -> bool:
 
 
 def wait(names: list[str] | None = None, timeout: float | None = None, progress: bool = False,
-         jar: Jar | None = None) -> list[dict]:
+         jar: Jar | None = None, batch: str | None = None, id: str | None = None) -> list[dict]:
     """Block until the jobs have left the jar; return their records, in order.
 
     ``names`` is a list of names (or one name).  Without names, waits for
@@ -336,10 +367,15 @@ def wait(names: list[str] | None = None, timeout: float | None = None, progress:
     for: its record is ``{"name": ..., "status": None, "reason": UNKNOWN}``.
     The jar is polled, quickly at first and then once a second.  With
     ``progress`` a live bar goes to standard error.  Raises ``WaitTimeout``
-    after ``timeout`` seconds.
+    after ``timeout`` seconds.  Names may be unique prefixes; ``batch`` and
+    ``id`` add a batch's jobs and an identifier's (``find.select``): an
+    unknown batch or identifier raises ``JobJarError``.
     """
     jar = jar or Jar.from_config()
-    names = None if names is None else _flat(names)  # [] waits for nothing, None for all
+    if batch is not None or id is not None:
+        names = _flat(names or [])
+    if names is not None:  # [] waits for nothing, None for all
+        names = select(_flat(names), jar, batch, id)
     if names is not None:
         order = list(dict.fromkeys(names))
     else:

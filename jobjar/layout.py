@@ -38,6 +38,10 @@ STOP_ALL, PAUSE_ALL = global_control(STOP), global_control(PAUSE)
 GLOBAL_CONTROLS = tuple(global_control(name) for name in WORKER_CONTROLS)
 CONTROL_FILES = WORKER_CONTROLS + GLOBAL_CONTROLS
 
+#: Batch manifests: ``batches/ID`` lists the jobs of one ``--array`` or
+#: ``--from-file`` submission, one name a line (``submit.new_batch``).
+BATCHES = "batches"
+
 #: Files and directories inside one worker directory.
 WORKER_INFO = "info.yaml"
 WORKER_HEARTBEAT = "heartbeat"
@@ -123,6 +127,10 @@ class Jar:
     def cancel_request(self, name: str) -> Path:
         """The file whose presence asks for job ``name`` to be cancelled."""
         return self.cancel / name
+
+    def batch_file(self, batch: str) -> Path:
+        """The manifest of batch ``batch``: the names of its jobs (made on first use)."""
+        return self.home / BATCHES / batch
 
     def record(self, name: str) -> Path:
         """The result record of a job."""

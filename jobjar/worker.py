@@ -659,6 +659,7 @@ class Worker:
         if isinstance(opts, Result):
             return opts
         current.record["retries"] = opts.retries
+        current.record["batch"] = opts.batch
         blocked = self.check_dependencies(current.path.name, opts)
         if blocked:
             return blocked

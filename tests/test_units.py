@@ -212,6 +212,7 @@ FIELD_TYPES = {
     "retries": (int,), "recoveries": (int,), "stdout": _TEXT, "stderr": _TEXT,
     "attempts": (list,),
 }
+FIELD_TYPES["batch"] = _TEXT  # the batch of an --array or --from-file job
 
 
 def _check_shape(record: dict) -> None:

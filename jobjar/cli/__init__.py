@@ -46,6 +46,15 @@ def dispatch(argv: list[str] | None = None) -> int:
     name = os.path.basename(argv[0])
     if name not in COMMANDS and len(argv) > 1 and argv[1] in COMMANDS:
         name, argv = argv[1], argv[1:]
+    elif name not in COMMANDS and "_ARGCOMPLETE" in os.environ:  # completing "jobjar ..."
+        from .complete import dispatcher
+
+        name, argv = dispatcher(COMMANDS), argv[:1]
+    if name not in COMMANDS and argv[1:2] == ["--version"]:
+        from .. import __version__
+
+        sys.stdout.write(f"jobjar (Job Jar) {__version__}\n")
+        return 0
     if name not in COMMANDS:
         usage = ("usage: jobjar COMMAND [ARGS...]  (each command also runs by its own name)\n"
                  "commands: " + ", ".join(sorted(COMMANDS)) + "\n"

@@ -20,8 +20,9 @@ def _parser() -> Parser:
     p.add_argument("-f", "--file", help="submit a copy of this executable file")
     p.add_argument("--from-file", metavar="FILE",
                    help="one job per non-empty line of FILE (- for stdin)")
-    p.add_argument("--array", metavar="FIRST-LAST[:STEP]",
-                   help="one job per index, with JJ_ARRAY_INDEX set")
+    p.add_argument("--array", metavar="SPEC",
+                   help="one job per index, with JJ_ARRAY_INDEX set: 1-5,7,10-20:2; "
+                   "a %%N suffix runs at most N at once")
     for option in OPTIONS:  # the per-job options: one table, in directives.py
         if option.help is not None:
             p.add_argument(*sorted(option.flags, key=len), dest=option.name,
@@ -81,6 +82,9 @@ def submit_main(argv: list[str] | None = None) -> int:
             _print_names(exc.submitted)
             raise
         _print_names(names)
+        batch = getattr(names, "batch", None)
+        if batch:  # on stderr: stdout stays the list of names
+            sys.stderr.write(f"submit_job: {len(names)} jobs in batch {batch}\n")
         return 0
 
     return run("submit_job", body)
