@@ -31,6 +31,7 @@ dependencies                                ``depend.py``
 submission                                  ``submit.py``
 ``#JJ`` directives                          ``directives.py``
 finding, cancelling, waiting for jobs       ``jobs.py``, ``find.py``
+live output: where, and following it        ``live.py``
 ``system_status``                           ``status.py``
 control files (STOP, PAUSE, ...)            ``control.py``
 is a worker alive                           ``liveness.py``
@@ -59,6 +60,7 @@ _PUBLIC: dict[str, tuple[str, ...] | None] = {
     "recovery": ("recover_jobs",),
     "status": ("system_status",),
     "jobs": ("job_info", "cancel_job", "resubmit_job", "wait"),
+    "live": None,
     "errors": ("JobJarError",),
 }
 

@@ -101,6 +101,8 @@ def job_info(name: str, jar: Jar | None = None) -> dict:
     rejected; a running job also has ``worker`` and ``running_for`` (seconds,
     by the jar's own clock, so a node with a wrong clock still gets it right).
     A job that left the jar and whose file is gone has ``path`` ``None``.
+    A running job's ``live_output`` says where its output is being written
+    (``live.live_output``; ``live.follow`` shows it as it comes).
     """
     jar = jar or Jar.from_config()
     where = _find(name, jar)
@@ -108,9 +110,12 @@ def job_info(name: str, jar: Jar | None = None) -> dict:
             "path": None if where.path is None else str(where.path),
             "category": where.category, "worker": where.worker, "running_for": None,
             "cancel_requested": os.path.lexists(jar.cancel_request(name)),
-            "record": records.read(jar.record(name))}
+            "record": records.read(jar.record(name)), "live_output": None}
     if where.state == states.RUNNING:
+        from .live import live_output
         from .liveness import reading_now
+
+        info["live_output"] = live_output(name, jar, where)
 
         try:
             since = os.lstat(jar.claimed_link(where.worker)).st_mtime

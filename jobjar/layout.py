@@ -142,6 +142,20 @@ class Jar:
         """
         return self.output / f".{worker}.{token}.{stream}"
 
+    def hidden_stream(self, worker: str, name: str) -> str | None:
+        """``out`` or ``err`` if ``name`` is a hidden output file of ``worker``, else ``None``.
+
+        A name read from a file (a worker's log) is used only if it has this
+        exact form: ``.W.TOKEN.out`` with an alphanumeric token, so it can
+        only ever name a file directly in ``output/``.
+        """
+        prefix = f".{worker}."
+        if not name.startswith(prefix):
+            return None
+        token, _, stream = name[len(prefix):].partition(".")
+        return stream if token.isascii() and token.isalnum() and stream in ("out", "err") \
+            else None
+
     def hidden_outputs(self, worker: str) -> list[Path]:
         """The hidden output files a worker left (a dead worker's lost attempt).
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from . import control, depend, execute, faults, files, liveness, records, states
+from . import control, depend, execute, faults, files, live, liveness, records, states
 from . import directives as jjdir
 from .access import may_submit
 from .claim import BLOCKED, QueueView
@@ -763,7 +763,9 @@ class Worker:
             reason = getattr(exc, "strerror", None) or str(exc)
             return Result(states.FAILED, f"cannot start the job: {reason}")
         current.proc, current.started = proc, started
-        self.log(f"start {current.path.name} pid={proc.pid}")
+        # Its hidden output files, named in the line the log gets anyway: live output
+        # costs no filesystem operation of its own (``live.start_message``).
+        self.log(live.start_message(current.path.name, proc.pid, current.fresh))
         return None
 
     def supervise(self, current: Attempt, opts: jjdir.Directives) -> Result:
