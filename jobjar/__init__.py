@@ -59,7 +59,7 @@ _PUBLIC: dict[str, tuple[str, ...] | None] = {
     "launch": ("start_worker", "check_workers"),
     "recovery": ("recover_jobs",),
     "status": ("system_status",),
-    "jobs": ("job_info", "cancel_job", "resubmit_job", "wait"),
+    "jobs": ("job_info", "cancel_job", "resubmit_job", "wait", "exit_status"),
     "live": None,
     "errors": ("JobJarError",),
 }

@@ -308,6 +308,33 @@ def _left_jar(jar: Jar, name: str) -> dict | None:
     return record or {"name": name, "status": None}  # left the jar without a record
 
 
+def exit_status(*found: dict) -> int:
+    """The exit status a shell should give for these jobs' records: the highest of theirs.
+
+    A job's own status is as a shell's: 0 if it succeeded, its exit code,
+    or 128+N when it was killed by signal N (also by its timeout or a
+    cancel: the signal the worker sent).  A job that did not succeed and has
+    neither (cancelled or timed out before it ran, a failed dependency,
+    rejected, poisoned, no record), or whose exit code is 0 all the same
+    (it caught the SIGTERM of its timeout), gives 1.  A record is somebody's
+    file: a number that is not a plausible one counts as none.
+    """
+    worst = 0
+    for record in found:
+        status = 0 if record.get("status") == states.SUCCEEDED else 1
+        code, signal = record.get("exit_code"), record.get("signal")
+        if status and _small(signal, 1, 127):
+            status = 128 + signal
+        elif status and _small(code, 1, 255):
+            status = code
+        worst = max(worst, status)
+    return worst
+
+
+def _small(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 def progress_line(done: int, total: int, failed: int, running: int, elapsed: float) -> str:
     """One frame of the progress bar (starts with a carriage return)."""
     width = 30

@@ -198,3 +198,48 @@ def test_follow_never_follows_another_users_file(jar, tmp_path):
     (tmp_path / "go").touch()
     assert follower.finish() == 0
     assert b"NOT-THE-WORKERS" not in follower.out and follower.out == b"real\nend\n"
+
+
+# -- submit_job --wait --------------------------------------------------------------
+
+
+def test_submit_wait_exits_with_the_jobs_own_status(jar):
+    jar.start_worker()
+    ok = jar.run("submit_job", "--wait", "echo fine")
+    assert ok.returncode == 0 and ok.stderr == "" and len(ok.stdout.split()) == 1
+    assert jar.path("output", f"{ok.stdout.strip()}.out").read_text() == "fine\n"
+    three = jar.run("submit_job", "--wait", "exit 3")
+    assert three.returncode == 3
+    assert three.stderr.strip().endswith("failed (exit status 3)"), three.stderr
+    assert jar.run("submit_job", "--wait", "kill -USR1 $$").returncode == 128 + 10
+    timed = jar.run("submit_job", "--wait", "--timeout", "1", "sleep 60")
+    assert timed.returncode == 128 + 15 and "timed-out" in timed.stderr  # its SIGTERM
+
+
+def test_submit_wait_for_an_array_gives_the_highest_status(jar):
+    jar.start_worker()
+    result = jar.run("submit_job", "--wait", "--array", "1-4", 'exit $((JJ_ARRAY_INDEX % 3))')
+    assert result.returncode == 2 and len(result.stdout.split()) == 4
+    assert len(result.stderr.splitlines()) == 3  # the three that did not succeed
+
+
+def test_submit_wait_for_a_job_that_never_ran_is_1(jar):
+    waiting = Watched(jar, "submit_job", "--wait", "true")
+    waiting.until(lambda w: w.out.strip(), message="the name, before the wait")
+    name = waiting.out.decode().strip()
+    assert waiting.proc.poll() is None
+    jar.run("cancel_job", name, check=True)
+    assert waiting.finish() == 1
+    assert b"cancelled (exit status 1)" in waiting.err
+
+
+def test_exit_status_from_python(jar):
+    import jobjar
+
+    jar.start_worker()
+    records = jobjar.wait(jobjar.submit_job("exit $JJ_ARRAY_INDEX", array="0-1"))
+    assert [jobjar.exit_status(r) for r in records] == [0, 1]
+    assert jobjar.exit_status(*records) == 1 and jobjar.exit_status() == 0
+    assert jobjar.exit_status({"status": "failed", "exit_code": "9"}) == 1  # not a number
+    assert jobjar.exit_status({"status": "failed", "signal": 2}) == 130
+    assert jobjar.exit_status({"status": "cancelled", "exit_code": 0}) == 1
