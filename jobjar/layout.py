@@ -17,8 +17,9 @@ if TYPE_CHECKING:  # config imports layout (the install location): no import cyc
 
 #: Directories under ``$JJ_HOME``: one per job state kept as a directory
 #: (``states.DIRECTORIES``), and the jar's bookkeeping: ``claimed/`` (a link per
-#: busy worker), ``cancel/`` (requests), ``results/`` (records), ``output/``.
-STATE_DIRS = (*DIRECTORIES, "claimed", "cancel", "results", "output")
+#: busy worker), ``cancel/`` (requests), ``results/`` (records), ``output/``,
+#: ``nodes/`` (each node's figures: ``machine.py``).
+STATE_DIRS = (*DIRECTORIES, "claimed", "cancel", "results", "output", "nodes")
 
 #: Control files: in one worker's directory (``WORKER_CONTROLS``) or, as
 #: ``NAME_ALL``, in the workers' home for every worker (``GLOBAL_CONTROLS``).
@@ -79,6 +80,7 @@ class Jar:
     results: Path
     output: Path
     rejected: Path
+    nodes: Path
 
     @classmethod
     def from_config(cls, config: Config | None = None) -> Jar:
@@ -183,6 +185,10 @@ class Jar:
     def check_lock(self, node: str) -> Path:
         """The file ``check_workers`` locks while it counts and starts a node's workers."""
         return self.worker_home / f".check.{node}.lock"
+
+    def node_file(self, node: str) -> Path:
+        """``nodes/NODE.yaml``: what node ``node`` last published of itself (``machine.py``)."""
+        return self.nodes / f"{node}.yaml"
 
     def worker_dir(self, worker: str) -> Path:
         """The directory of worker ``node.pid``."""

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from . import control, depend, execute, faults, files, live, liveness, records, states
+from . import control, depend, execute, faults, files, live, liveness, machine, records, states
 from . import directives as jjdir
 from .access import may_submit
 from .claim import BLOCKED, QueueView
@@ -143,6 +143,8 @@ class Worker:
         self.has_spare_scratch = False
         self.gone: str | None = None  # why the worker cannot go on (its directory vanished)
         self.next_dir_check = 0.0
+        self.figures: machine.Machine | None = None  # this node, measured (``node_figures``)
+        self.measured_at = float("-inf")
 
     # -- set-up and shut-down ------------------------------------------------
 
@@ -301,6 +303,38 @@ class Worker:
         if problem != self.reported.get(WORKER_HEARTBEAT):
             self.reported[WORKER_HEARTBEAT] = problem
             self.log(f"heartbeat: {problem}" if problem else "heartbeat: working again")
+        self.publish_node()
+
+    def node_figures(self, max_age: float = 1.0) -> machine.Machine:
+        """This node's load and memory, measured at most once per ``max_age`` seconds.
+
+        The claim loop asks on every pass; the kernel's figures change
+        slowly, and reading them twice a millisecond would cost throughput.
+        """
+        now = time.monotonic()
+        if self.figures is None or now - self.measured_at >= max_age:
+            self.figures = machine.measure(self.config.node)
+            self.measured_at = now
+        return self.figures
+
+    def publish_node(self) -> None:
+        """Write ``nodes/NODE.yaml`` with the heartbeat; a failure is logged once, survived.
+
+        Every worker of a node writes the same file (an atomic rename each
+        time): no election is needed, and a node keeps publishing while any
+        of its workers lives.
+        """
+        try:
+            machine.publish(self.jar, self.node_figures())
+            problem = None
+        except OSError as exc:
+            problem = f"cannot write {self.jar.node_file(self.config.node)}: " \
+                      f"{exc.strerror or exc}"
+        key = "nodes"
+        if problem != self.reported.get(key):
+            if problem or key in self.reported:
+                self.log(problem or "node file: working again")
+            self.reported[key] = problem
 
     def _new_heartbeat(self, path: Path) -> str | None:
         """Put a fresh heartbeat file of ours in place; the problem if we cannot."""
