@@ -32,6 +32,7 @@ submission                                  ``submit.py``
 ``#JJ`` directives                          ``directives.py``
 finding, cancelling, waiting for jobs       ``jobs.py``, ``find.py``
 live output: where, and following it        ``live.py``
+run_now: one command at once, idle node  ``immediate.py``
 ``system_status``                           ``status.py``
 control files (STOP, PAUSE, ...)            ``control.py``
 is a worker alive                           ``liveness.py``
@@ -61,6 +62,7 @@ _PUBLIC: dict[str, tuple[str, ...] | None] = {
     "status": ("system_status",),
     "jobs": ("job_info", "cancel_job", "resubmit_job", "wait", "exit_status"),
     "live": None,
+    "immediate": None,
     "errors": ("JobJarError",),
 }
 

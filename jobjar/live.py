@@ -232,17 +232,16 @@ class _Tail:
         """Write bytes read by ``read`` to the sink, and move on past them."""
         if not data:
             return
-        self.shown += len(data)
         if self.decoder is not None:
             self.sink.write(self.decoder.decode(data))
         elif isinstance(self.sink, io.TextIOBase):  # sys.stdout: its bytes, unchanged
             self.sink.flush()
             self.sink.buffer.write(data)
             self.sink.buffer.flush()
-            return
         else:
             self.sink.write(data)
         self.sink.flush()
+        self.shown += len(data)
 
     def drain(self) -> None:
         """Show everything up to the end of the file."""
@@ -273,12 +272,18 @@ def _local(jar: Jar, name: str, path: str) -> str:
 
 
 class Follower:
-    """``follow``'s state: the attempt being followed and its two streams."""
+    """Following one job (``follow``): the attempt being followed and its two streams."""
 
-    def __init__(self, jar: Jar, name: str, out: IO, err: IO,
-                 problem: Callable[[str], None]) -> None:
-        self.jar, self.name, self.problem = jar, name, problem
-        self.tails = {"stdout": _Tail(out), "stderr": _Tail(err)}
+    def __init__(self, name: str, out: IO | None = None, err: IO | None = None,
+                 jar: Jar | None = None, problem: Callable[[str], None] | None = None) -> None:
+        """Check the name (``JobJarError`` if no job has it); ``follow`` says the rest."""
+        from .jobs import _find
+
+        self.jar, self.name = jar or Jar.from_config(), name
+        _find(name, self.jar)  # an unknown name is an error at once
+        self.problem = problem or (lambda message: None)
+        self.tails = {"stdout": _Tail(sys.stdout if out is None else out),
+                      "stderr": _Tail(sys.stderr if err is None else err)}
         self.where: Location | None = None  # the attempt running now
         self.pid: int | None = None  # its process, once its start line was read
         self.next_look = 0.0
@@ -338,6 +343,35 @@ class Follower:
         for tail in self.tails.values():
             tail.close()
 
+    def run(self) -> dict:
+        """Show the output until the job has left the jar; its final record.
+
+        May be called again after it was interrupted (Ctrl-C): it goes on
+        from where it was, without showing anything twice.
+        """
+        from .jobs import _left_jar, _locate
+
+        pause = MIN_POLL
+        while True:
+            if self.where is not None and self.step():
+                pause = MIN_POLL  # more may come at once
+                continue
+            if self.where is None or not _held(self.where):
+                record = _left_jar(self.jar, self.name)
+                if record is not None:
+                    self.finish(record)
+                    return record
+                where = _locate(self.name, self.jar)
+                running = where is not None and where.state == states.RUNNING
+                if not running or self.where is None or where.path != self.where.path \
+                        or where.worker != self.where.worker:
+                    self.pid = None  # another attempt: its files are looked up afresh
+                self.where = where if running else None
+                if running:
+                    continue
+            time.sleep(pause)
+            pause = min(pause * 1.5, MAX_POLL)
+
 
 def follow(name: str, out: IO | None = None, err: IO | None = None, jar: Jar | None = None,
            problem: Callable[[str], None] | None = None) -> dict:
@@ -352,32 +386,8 @@ def follow(name: str, out: IO | None = None, err: IO | None = None, jar: Jar | N
     files that are not followed (a link, another user's file); by default
     nothing is said.  An unknown name raises ``JobJarError``.
     """
-    from .jobs import _find, _left_jar, _locate
-
-    jar = jar or Jar.from_config()
-    _find(name, jar)  # an unknown name is an error at once
-    state = Follower(jar, name, sys.stdout if out is None else out,
-                     sys.stderr if err is None else err, problem or (lambda message: None))
-    pause = MIN_POLL
+    follower = Follower(name, out, err, jar, problem)
     try:
-        while True:
-            if state.where is not None and state.step():
-                pause = MIN_POLL  # more may come at once
-                continue
-            if state.where is None or not _held(state.where):
-                record = _left_jar(jar, name)
-                if record is not None:
-                    state.finish(record)
-                    return record
-                where = _locate(name, jar)
-                running = where is not None and where.state == states.RUNNING
-                if not running or state.where is None or where.path != state.where.path \
-                        or where.worker != state.where.worker:
-                    state.pid = None  # another attempt: its files are looked up afresh
-                state.where = where if running else None
-                if running:
-                    continue
-            time.sleep(pause)
-            pause = min(pause * 1.5, MAX_POLL)
+        return follower.run()
     finally:
-        state.close()
+        follower.close()
