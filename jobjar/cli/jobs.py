@@ -49,6 +49,8 @@ def _describe(info: dict) -> list[str]:
     lines = [f"{info['name']}: {where}"]
     if info["cancel_requested"]:
         lines.append("  cancel requested")
+    if info.get("held_back"):
+        lines.append(f"  held back: {info['held_back']}")
     record = info["record"] or {}
     lines += [f"  {key}: {value}" for key, value in record.items()
               if key != "attempts" and value is not None]
