@@ -110,7 +110,10 @@ def job_info(name: str, jar: Jar | None = None) -> dict:
             "path": None if where.path is None else str(where.path),
             "category": where.category, "worker": where.worker, "running_for": None,
             "cancel_requested": os.path.lexists(jar.cancel_request(name)),
-            "record": records.read(jar.record(name)), "live_output": None}
+            "record": records.read(jar.record(name)), "held_back": None,
+            "live_output": None}
+    if where.state == states.UNCLAIMED and where.path is not None:
+        info["held_back"] = _held_back(jar, where.path)
     if where.state == states.RUNNING:
         from .live import live_output
         from .liveness import reading_now
@@ -123,6 +126,23 @@ def job_info(name: str, jar: Jar | None = None) -> dict:
         except OSError:
             pass
     return info
+
+
+def _held_back(jar: Jar, path: Path) -> str | None:
+    """Which placement rule keeps an unclaimed job from every node (``placement.held_back``).
+
+    The job file and the node files are anyone's: what cannot be read or
+    understood holds nothing back here (a worker rejects or fails the job
+    with the reason when it claims it).
+    """
+    from .depend import read_head
+    from .placement import held_back
+
+    try:
+        opts = jjdir.parse(read_head(path))
+    except Exception:
+        return None
+    return held_back(jar, opts)
 
 
 def _request_cancel(jar: Jar, name: str) -> Path:

@@ -28,7 +28,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from . import control, depend, execute, faults, files, live, liveness, machine, records, states
+from . import (
+    control,
+    depend,
+    execute,
+    faults,
+    files,
+    live,
+    liveness,
+    machine,
+    placement,
+    records,
+    states,
+)
 from . import directives as jjdir
 from .access import may_submit
 from .claim import BLOCKED, QueueView
@@ -145,6 +157,8 @@ class Worker:
         self.next_dir_check = 0.0
         self.figures: machine.Machine | None = None  # this node, measured (``node_figures``)
         self.measured_at = float("-inf")
+        self.prefetched: tuple[Path, jjdir.Directives] | None = None  # read at the claim
+        self.left: dict[str, str] = {}  # jobs given back (placement): name -> why, logged once
 
     # -- set-up and shut-down ------------------------------------------------
 
@@ -313,8 +327,10 @@ class Worker:
         """
         now = time.monotonic()
         if self.figures is None or now - self.measured_at >= max_age:
-            self.figures = machine.measure(self.config.node)
-            self.measured_at = now
+            figures = machine.measure(self.config.node)
+            figures.max_load = self.config.max_load  # published, for job_info elsewhere
+            figures.min_free_memory_kb = self.config.min_free_memory
+            self.figures, self.measured_at = figures, now
         return self.figures
 
     def publish_node(self) -> None:
@@ -438,12 +454,73 @@ class Worker:
         events = self.watcher.drain() if self.watcher.active else None
         if events:  # local submissions made while we were busy: no re-listing needed
             self._route(events)
+        if self.node_held():
+            return None
         for category, view in self.views:
-            path = view.claim(self.job_dirs[category])
-            self.report(str(view.path), view.problem)
-            if path is not None:
-                return category, path
+            while True:
+                path = view.claim(self.job_dirs[category])
+                self.report(str(view.path), view.problem)
+                if path is None:
+                    break
+                if self.place(view, path):
+                    return category, path
         return None
+
+    def node_held(self) -> bool:
+        """Placement rule 1: the node is too loaded or short of memory to claim anything.
+
+        Off (no measurement at all) unless ``JJ_MAX_LOAD`` or
+        ``JJ_MIN_FREE_MEMORY`` is set; the figures are read at most once a
+        second.  A change of verdict is logged once, not every pass.
+        """
+        config = self.config
+        if config.max_load is None and config.min_free_memory is None:
+            return False
+        why = placement.node_gate(self.node_figures(), config.max_load, config.min_free_memory)
+        rule = why.split(" ", 1)[0] if why else None
+        if rule != self.reported.get("gate"):
+            if why or "gate" in self.reported:
+                self.log(f"claiming nothing: {why}" if why else "claiming again")
+            self.reported["gate"] = rule
+        return why is not None
+
+    def place(self, view: QueueView, path: Path) -> bool:
+        """Placement rule 2 for a job just claimed: True to run it here.
+
+        Its directives are read now (and kept for ``read_directives``).  A
+        job for another node, or asking for more memory or CPUs than this
+        node has free, is given back by one rename to where it came from,
+        before anything of it is written, and left alone for a while
+        (``QueueView.defer``).  A job whose head cannot be read or parsed
+        goes on, to be rejected or failed with the reason as before.
+        """
+        self.prefetched = None
+        try:
+            opts = jjdir.parse(depend.read_head(path))
+        except Exception:  # someone's file: its problem is reported by run_job
+            return True
+        self.prefetched = (path, opts)
+        if not placement.asks_anything(opts):
+            return True
+        found = placement.refusal(opts, self.config.node, self.node_figures(), jar=self.jar,
+                                  worker=self.name)
+        if found is None:
+            return True
+        kind, reason = found
+        try:
+            os.rename(path, view.path / path.name)
+        except OSError as exc:  # cannot happen short of a broken disk: run it, never lose it
+            self.log(f"cannot give back {path.name} ({reason}): {exc.strerror or exc}; "
+                     "running it here")
+            return True
+        self.prefetched = None
+        view.defer(path.name, placement.defer_for(kind))
+        if self.left.get(path.name) != kind:
+            if len(self.left) > 10000:
+                self.left.clear()
+            self.left[path.name] = kind
+            self.log(f"leave {path.name}: {reason}")
+        return False
 
     def report(self, directory: str, problem: str | None) -> None:
         """Log a directory's problem once (not once per claim), and once when it is gone."""
@@ -674,6 +751,9 @@ class Worker:
 
     def read_directives(self, path: Path) -> jjdir.Directives | Result:
         """The job's ``#JJ`` options; a bad one fails the job (never the worker)."""
+        prefetched, self.prefetched = self.prefetched, None
+        if prefetched is not None and prefetched[0] == path:  # read at the claim (``place``)
+            return prefetched[1]
         try:
             head = depend.read_head(path)
         except depend.NotAJob as exc:

@@ -72,6 +72,8 @@ def _describe(info: dict) -> list[str]:
     lines = [f"{info['name']}: {where}"]
     if info["cancel_requested"]:
         lines.append("  cancel requested")
+    if info.get("held_back"):
+        lines.append(f"  held back: {info['held_back']}")
     live = info.get("live_output")
     if live is not None:  # running: where its output is now (job_info --follow shows it)
         lines += [f"  live {key}: {path or '(not started yet)'}" for key, path in live.items()]

@@ -107,13 +107,9 @@ def _held_line(row: dict) -> str:
 
 
 def _size(kb: int) -> str:
-    """KiB as a short size in powers of 1024: ``512M``, ``7.8G``."""
-    value, unit = float(kb), "K"
-    for bigger in "MGT":
-        if value < 1024:
-            break
-        value, unit = value / 1024, bigger
-    return f"{value:.1f}{unit}" if value < 10 and unit != "K" else f"{value:.0f}{unit}"
+    from ..placement import size_text
+
+    return size_text(kb)
 
 
 def _failure_line(record: dict) -> str:
