@@ -3,15 +3,16 @@
 Seed 003's ``jr`` and Slurm's ``srun``, without a daemon.  The jar already
 holds everything needed: the workers' directories say which worker is idle
 (``status.worker_states``), the node files say how loaded each node is
-(``machine.read_all``), a job can be sent to one node (the category named
-after it, which that node's workers take first), and ``live.Follower``
-shows a job's output as it is written.  So ``run_now``:
+(``machine.read_all``), a job can be sent to one node (``--node``, and the
+category named after it, which that node's workers look at first), and
+``live.Follower`` shows a job's output as it is written.  So ``run_now``:
 
 1. waits until some worker is idle (saying so once), or gives up after
    ``max_wait`` (``NoIdleWorker``, nothing submitted);
-2. picks, among the nodes with an idle worker, the one with the lowest
-   1-minute load per CPU (nodes of unknown load last; then the one with
-   more idle workers; then by name);
+2. picks, among the nodes with an idle worker whose own load and memory
+   gates let it claim now, the one with the lowest 1-minute load per CPU
+   (nodes of unknown load last; then the one with more idle workers; then
+   by name);
 3. submits the command there at the top priority, as a script that enters
    the caller's directory and runs the command with the caller's
    environment (``script``);
@@ -84,15 +85,25 @@ def choose_node(idle: dict[str, int], machines: dict) -> str | None:
     """The node to run on: the lowest load per CPU among nodes with an idle worker.
 
     ``machines``: ``machine.read_all``'s answer; a node it does not know
-    (no file, stale, malformed) comes after every node it knows.  Ties go
-    to the node with more idle workers, then to the first name.
+    (no file, stale, malformed) comes after every node it knows.  A node
+    whose own gates hold its claims now (``JJ_MAX_LOAD``,
+    ``JJ_MIN_FREE_MEMORY``: ``placement.node_gate``) is left out: its idle
+    worker would not take the job.  Ties go to the node with more idle
+    workers, then to the first name.
     """
+    from .placement import node_gate
+
     def key(node: str) -> tuple:
         figures = machines.get(node)
         load = figures.load_per_cpu if figures is not None else math.inf
         return (load, -idle[node], node)
 
-    candidates = [node for node, count in idle.items() if count > 0]
+    def open_now(node: str) -> bool:
+        figures = machines.get(node)
+        return figures is None or node_gate(figures, figures.max_load,
+                                            figures.min_free_memory_kb) is None
+
+    candidates = [node for node, count in idle.items() if count > 0 and open_now(node)]
     return min(candidates, key=key) if candidates else None
 
 
@@ -112,7 +123,7 @@ def wait_for_node(jar, node: str, max_wait: float | None,
             raise NoIdleWorker(f"no idle worker in {jar.home} within {max_wait:g} s "
                                "(nothing was run)")
         if not told:
-            say("no idle worker in the jar; waiting for one"
+            say("no idle worker in the jar that can take a job now; waiting for one"
                 + (f" (at most {max_wait:g} s)" if max_wait is not None else ""))
             told = True
         time.sleep(POLL if deadline is None else max(0.0, min(POLL, deadline - time.monotonic())))
@@ -168,7 +179,9 @@ def run_now(command: str, max_wait: float | None = None, timeout: float | None =
                   dict(os.environ) if env is None else env)
     began = time.monotonic()
     node = wait_for_node(jar, config.node, max_wait, say)
-    name = submit_job(text, priority=MAX_PRIORITY, id=IDENTIFIER, category=node,
+    # The node's own category (its workers look there first, no other node's do) and
+    # --node (a worker elsewhere that serves a category of that name gives it back).
+    name = submit_job(text, priority=MAX_PRIORITY, id=IDENTIFIER, category=node, node=node,
                       timeout=timeout)
     follower = Follower(name, out, err, jar)
     try:

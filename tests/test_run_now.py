@@ -118,3 +118,25 @@ def test_run_now_from_python(jar, tmp_path, capfd):
                             cwd=str(tmp_path), out=out, err=io.BytesIO())
     assert out.getvalue() == b"given\n" and record["exit_code"] == 7
     assert jobjar.exit_status(record) == 7
+
+
+def test_choose_node_leaves_out_a_node_whose_gates_hold_claims():
+    from jobjar.immediate import choose_node
+    from jobjar.machine import Machine
+
+    now = time.time()
+    loaded = Machine("a", now, 1, 0.9, 0.9, 0.9, 1 << 20, 1 << 19, max_load=0.5)
+    short = Machine("b", now, 1, 0.1, 0.1, 0.1, 1 << 20, 1 << 10, min_free_memory_kb=1 << 15)
+    busy = Machine("c", now, 1, 2.0, 2.0, 2.0, 1 << 20, 1 << 19)
+    machines = {"a": loaded, "b": short, "c": busy}
+    assert choose_node({"a": 1, "b": 1}, machines) is None
+    assert choose_node({"a": 1, "b": 1, "c": 1}, machines) == "c"  # loaded, but not gated
+
+
+def test_run_now_job_asks_for_its_node(jar):
+    jar.start_worker()
+    assert jar.run("run_now", "true").returncode == 0
+    (name,) = jar.completed()
+    head = jar.path("completed", name).read_text()
+    node = jar.record(name)["node"]
+    assert f"#JJ --node {node}" in head and jar.record(name)["category"] == node
