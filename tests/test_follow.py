@@ -17,10 +17,13 @@ from conftest import BIN, one_line_error, wait_for
 class Watched:
     """A command started in the background, its output read as it comes."""
 
-    def __init__(self, jar, *argv: str, env: dict | None = None, cwd: str | None = None) -> None:
-        self.proc = subprocess.Popen([str(BIN / argv[0]), *argv[1:]],
-                                     env={**jar.env, **(env or {})}, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, cwd=cwd)
+    def __init__(self, jar, *argv: str, env: dict | None = None, cwd: str | None = None,
+                 proc: subprocess.Popen | None = None) -> None:
+        """``BIN/argv[0] argv[1:]`` in ``jar``'s environment (or ``proc``, started already)."""
+        self.proc = proc or subprocess.Popen([str(BIN / argv[0]), *argv[1:]],
+                                             env={**jar.env, **(env or {})},
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             cwd=cwd)
         self.out = b""
         self.err = b""
 
@@ -243,3 +246,32 @@ def test_exit_status_from_python(jar):
     assert jobjar.exit_status({"status": "failed", "exit_code": "9"}) == 1  # not a number
     assert jobjar.exit_status({"status": "failed", "signal": 2}) == 130
     assert jobjar.exit_status({"status": "cancelled", "exit_code": 0}) == 1
+
+
+# -- two real users ------------------------------------------------------------------
+
+
+def test_bob_follows_a_job_on_anns_worker_and_cannot_plant_what_he_reads(team):
+    worker = team.start_worker("ann")
+    go = team.root / "go"
+    name = team.run("bob", "submit_job", f"echo live; while [ ! -e {go} ]; do sleep 0.05; "
+                    "done; echo done").stdout.strip()
+    log = team.home / "workers" / worker / "log"
+    wait_for(lambda: f" start {name} pid=".encode() in log.read_bytes(), message="its start")
+    fake = team.home / "output" / f".{worker}.0badc0de.out"
+
+    def plant() -> None:  # bob's own file at a hidden name, and a line naming it
+        fake.write_text("PLANTED BY BOB\n")
+        with open(log, "a") as forged:
+            forged.write(f"2026-11-30T00:00:00.000000Z start {name} pid=1 stdout={fake.name}\n")
+
+    team.as_user("bob", plant)
+    watched = Watched(None, proc=subprocess.Popen(
+        [team.python, str(team.code / "bin" / "job_info"), "--follow", name],
+        env=team.env("bob"), user=team.uid["bob"], group=team.gid, extra_groups=[team.gid],
+        umask=0o002, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(team.root)))
+    watched.until(lambda w: b"not the worker's own file" in w.err, message="bob's file refused")
+    go.touch()
+    assert watched.finish() == 0
+    assert watched.out == b"live\ndone\n" and b"PLANTED" not in watched.out
+    assert len(watched.err.splitlines()) == 1 and b"Traceback" not in watched.err
