@@ -160,8 +160,10 @@ def run_now(command: str, max_wait: float | None = None, timeout: float | None =
     and ``err`` (default: ours) as it is written, and the job's final
     record is returned (``jobs.exit_status`` turns it into a shell's exit
     status).  ``timeout`` is the job's own ``--timeout``.  With no idle
-    worker, ``say`` is told once (by default nothing is said) and it waits,
-    at most ``max_wait`` seconds, after which it raises ``NoIdleWorker``.
+    worker, ``say`` is told once and it waits, at most ``max_wait``
+    seconds, after which it raises ``NoIdleWorker``.  (``say`` also hears
+    of an output file not followed, as ``live.follow``'s ``problem`` does;
+    by default nothing is said.)
     On ``KeyboardInterrupt`` the job is cancelled, the rest of its output
     shown, and the interrupt raised again (a second one stops at once).
     """
@@ -183,7 +185,7 @@ def run_now(command: str, max_wait: float | None = None, timeout: float | None =
     # --node (a worker elsewhere that serves a category of that name gives it back).
     name = submit_job(text, priority=MAX_PRIORITY, id=IDENTIFIER, category=node, node=node,
                       timeout=timeout)
-    follower = Follower(name, out, err, jar)
+    follower = Follower(name, out, err, jar, problem=say)
     try:
         try:
             _wait_for_start(jar, name, None if max_wait is None else began + max_wait)
