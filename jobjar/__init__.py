@@ -32,7 +32,7 @@ submission                                  ``submit.py``
 ``#JJ`` directives                          ``directives.py``
 finding, cancelling, waiting for jobs       ``jobs.py``, ``find.py``
 live output: where, and following it        ``live.py``
-run_now: one command at once, idle node  ``immediate.py``
+run_now: one command now, idle node         ``immediate.py``
 ``system_status``                           ``status.py``
 control files (STOP, PAUSE, ...)            ``control.py``
 is a worker alive                           ``liveness.py``
