@@ -27,7 +27,12 @@ temporary directory that is removed afterwards):
 4. latency: an idle worker (default ``JJ_PAUSE_TIME``), one submitted job,
    time until the job starts (it writes a timestamp); median of 20;
 5. ``system_status --json`` on the jar of 100,000 jobs, and the peak
-   resident memory of the workers over the throughput runs.
+   resident memory of the workers over the throughput runs;
+6. placement: the throughput of section 1 with placement off, with the
+   node gates on (``JJ_MAX_LOAD``, ``JJ_MIN_FREE_MEMORY``, set so that they
+   never hold: their cost, not their effect), and with the gates on and
+   every job asking ``--mem 1M --cpus 1`` (each claim then counts what the
+   node's other workers hold), interleaved, median of 3 each.
 
 It is never run by the tests: it takes a few minutes and its figures depend
 on the machine.  Speed is only ever measured here.
@@ -54,7 +59,7 @@ DOC = TOP / "docs" / "performance.md"
 sys.path.insert(0, str(TOP))
 
 ROOT: list[Path] = []  # the benchmark's directory, for the machine description
-SECTIONS = ("throughput", "depth", "submit", "latency", "status")
+SECTIONS = ("throughput", "depth", "submit", "latency", "status", "placement")
 TARGETS = {
     "throughput": "jobs/s >= 0.8 x xargs",
     "depth": "cost at 100,000 <= 1.5 x cost at 100, priority order kept",
@@ -64,7 +69,11 @@ TARGETS = {
     "from_file": "< 2 s",
     "status": "< 1 s",
     "rss": "< 40 MB",
+    "placement": "cost <= 10 % of throughput",
 }
+#: Placement settings that are on but never hold claims (the benchmark measures their cost).
+PLACEMENT_ENV = {"JJ_MAX_LOAD": "1000", "JJ_MIN_FREE_MEMORY": "1M"}
+PLACEMENT_ASKS = {"mem": "1M", "cpus": 1}
 
 
 # -- helpers -------------------------------------------------------------------
@@ -228,11 +237,13 @@ def job_words(root: Path, tag: str, form: str, n: int) -> tuple[Path, list[list[
 
 
 def tp_jobjar(root: Path, tag: str, n: int, w: int, rss: list[int],
+              extra_env: dict | None = None, job_options: dict | None = None,
               form: str = "native", how: str = "api") -> float:
     """Jobs through W workers: ``jobjar.submit_job`` per job (``how="api"``), one
     ``submit_job --from-file`` (``"from-file"``), or one ``submit_job`` process per
     job (``"process"``); from the first submission to the last record."""
     jar = Jar(root, f"tp-{tag}")
+    jar.env.update(extra_env or {})
     outdir, jobs = job_words(root, tag, form, n)
     lines = [" ".join(words) for words in jobs]
     if how == "from-file":
@@ -247,7 +258,7 @@ def tp_jobjar(root: Path, tag: str, n: int, w: int, rss: list[int],
         start = time.time()
         if how == "api":
             for line in lines:
-                jobjar.submit_job(line)
+                jobjar.submit_job(line, **(job_options or {}))
         elif how == "from-file":
             subprocess.run([str(BIN / "submit_job"), "--from-file", str(root / f"tp-{tag}.lines")],
                            env=jar.env, check=True, stdout=subprocess.DEVNULL)
@@ -383,7 +394,7 @@ def throughput(root: Path, n: int, w: int, repeat: int, results: dict) -> None:
                 jobs[tool] = min(count_, n)
                 say(f"throughput {form} {tool} run {r + 1}/{repeat}")
                 if isinstance(runner, str):
-                    t = tp_jobjar(root, tag, jobs[tool], w, rss, form, runner)
+                    t = tp_jobjar(root, tag, jobs[tool], w, rss, form=form, how=runner)
                 else:
                     t = runner(root, tag, jobs[tool], w, form)
                 times.setdefault((form, tool), []).append(jobs[tool] / t)
@@ -418,6 +429,22 @@ def throughput_rows(tp: dict, args) -> list[str]:
                         f"{min(runs[tool]):,.0f}-{max(runs[tool]):,.0f} | {ratio} | "
                         f"{len(runs[tool])} | {ahead} |")
     return rows
+
+
+# -- 6. placement ----------------------------------------------------------------
+
+def placement(root: Path, n: int, w: int, repeat: int, results: dict) -> None:
+    """Throughput with placement off, with the node gates on, and with jobs that ask."""
+    variants = {"off": ({}, {}), "gates on": (PLACEMENT_ENV, {}),
+                "gates on, jobs ask --mem --cpus": (PLACEMENT_ENV, PLACEMENT_ASKS)}
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for r in range(repeat):
+        for i, (variant, (env, options)) in enumerate(variants.items()):
+            say(f"placement {variant} run {r + 1}/{repeat}")
+            times[variant].append(tp_jobjar(root, f"place-{i}-{r}", n, w, [], env, options))
+            say(f"  {n / times[variant][-1]:,.0f} jobs/s")
+    results["placement"] = {"rates": {v: n / statistics.median(t) for v, t in times.items()},
+                            "runs": {v: [n / x for x in t] for v, t in times.items()}}
 
 
 # -- 2. depth ---------------------------------------------------------------------
@@ -796,6 +823,17 @@ def table(results: dict, args) -> list[str]:
         rows.append(f"| system_status --json, {st['jobs']:,} jobs in the jar, median of 3 | "
                     f"{st['seconds']:.3f} s | {TARGETS['status']} | "
                     f"{verdict(st['seconds'] < 1)} |")
+    pl = results.get("placement")
+    if pl:
+        off = pl["rates"]["off"]
+        for variant, rate in pl["rates"].items():
+            runs = ", ".join(f"{x:,.0f}" for x in pl["runs"][variant])
+            cost = 1 - rate / off
+            ok = None if variant == "off" else cost <= 0.10
+            rows.append(f"| throughput, placement {variant} ({args.jobs} jobs, {args.workers} "
+                        f"workers) | {rate:,.0f} jobs/s"
+                        f"{'' if ok is None else f' = {cost * 100:+.1f} % cost'} (runs: {runs}) "
+                        f"| {TARGETS['placement'] if ok is not None else ''} | {verdict(ok)} |")
     if results.get("rss_kib"):
         mib = results["rss_kib"] / 1024
         rows.append(f"| worker peak RSS over the throughput runs | {mib:.1f} MiB | "
@@ -864,6 +902,8 @@ def main() -> int:
                 deep = results["depth"][-1]["jar"]
         if "status" in only:
             status(root, deep, 100_000, results)
+        if "placement" in only:
+            placement(root, args.jobs, args.workers, repeat, results)
         results["create_us"].append(create_cost(root))
     finally:
         os.environ.clear()

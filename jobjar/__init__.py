@@ -31,6 +31,8 @@ dependencies                                ``depend.py``
 submission                                  ``submit.py``
 ``#JJ`` directives                          ``directives.py``
 finding, cancelling, waiting for jobs       ``jobs.py``, ``find.py``
+live output: where, and following it        ``live.py``
+run_now: one command now, idle node         ``immediate.py``
 ``system_status``                           ``status.py``
 control files (STOP, PAUSE, ...)            ``control.py``
 is a worker alive                           ``liveness.py``
@@ -61,7 +63,9 @@ _PUBLIC: dict[str, tuple[str, ...] | None] = {
     "fleet": ("hire_workers", "install_cron_on_hosts"),
     "recovery": ("recover_jobs",),
     "status": ("system_status",),
-    "jobs": ("job_info", "cancel_job", "resubmit_job", "wait"),
+    "jobs": ("job_info", "cancel_job", "resubmit_job", "wait", "exit_status"),
+    "live": None,
+    "immediate": None,
     "errors": ("JobJarError",),
 }
 

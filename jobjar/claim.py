@@ -51,6 +51,9 @@ class QueueView:
         self.linked = False  # the queue "directory" is a symbolic link: never follow it
         self.problem: str | None = None  # why this directory cannot be used, if it cannot
         self.blocked_until = float("-inf")
+        # jobs this worker gave back (placement): name -> when it may try them again
+        self.deferred: dict[str, float] = {}
+        self.next_undefer = float("inf")
 
     def _push(self, name: str, entry: os.DirEntry | None = None) -> None:
         try:
@@ -66,7 +69,7 @@ class QueueView:
         """A job just appeared (a notification): put it in the view."""
         # An event about the directory itself has no name: never "claim" the queue itself.
         if not name or "/" in name or name.startswith(".") or name in self.known \
-                or self.linked:
+                or self.linked or name in self.deferred:
             return
         self._push(name)
 
@@ -116,6 +119,30 @@ class QueueView:
         self.heap, self.known, self.dir_mtime = [], set(), None
         self.blocked_until = time.monotonic() + BLOCKED
 
+    def defer(self, name: str, seconds: float) -> None:
+        """Leave job ``name`` (given back by this worker) out of the view for ``seconds``.
+
+        It stays ``known``, so that neither a re-listing nor a notification
+        puts it back before its time; then ``claim`` puts it back in its
+        place, by its priority and modification time, if it is still there.
+        """
+        self.known.add(name)
+        until = self.deferred[name] = time.monotonic() + seconds
+        self.next_undefer = min(self.next_undefer, until)
+
+    def _undefer(self) -> None:
+        """Put deferred jobs whose time has come back in the heap (if still in the queue)."""
+        now = time.monotonic()
+        if now < self.next_undefer:
+            return
+        for name, until in list(self.deferred.items()):
+            if until <= now:
+                del self.deferred[name]
+                if name in self.known:
+                    self.known.discard(name)
+                    self._push(name)
+        self.next_undefer = min(self.deferred.values(), default=float("inf"))
+
     def claim(self, dest_dir: Path, accept: Callable[[Path], bool] | None = None) -> Path | None:
         """Rename the best job into ``dest_dir``; ``None`` if none could be had.
 
@@ -123,6 +150,8 @@ class QueueView:
         moved: it leaves the view for good (it stays known, so a re-listing
         does not bring it back) and stays in the queue for other workers.
         """
+        if self.deferred:
+            self._undefer()
         if self.heap:  # an empty view is refreshed just below, once
             self.refresh()
         # (a view whose directory is a symbolic link has an empty heap: it

@@ -37,6 +37,8 @@ PARAMETERS: dict[str, tuple[str, object]] = {
     "JJ_KILL_GRACE": ("seconds", 10.0),
     "JJ_HEARTBEAT": ("seconds", 30.0),
     "JJ_ALLOW_ROOT": ("bool", False),
+    "JJ_MAX_LOAD": ("load", None),
+    "JJ_MIN_FREE_MEMORY": ("size", None),
 }
 #: Parameters that cannot be set from Python (the guide says so for this one).
 NOT_FROM_PYTHON = {"JJ_MAX_WORKERS"}
@@ -61,7 +63,8 @@ class Config:
     """
 
     __slots__ = ("home", "worker_home", "pause_time", "max_workers", "categories", "node",
-                 "max_recoveries", "kill_grace", "heartbeat", "allow_root", "sources")
+                 "max_recoveries", "kill_grace", "heartbeat", "allow_root", "sources",
+                 "max_load", "min_free_memory")
     home: Path
     worker_home: Path
     pause_time: float
@@ -73,13 +76,17 @@ class Config:
     heartbeat: float
     allow_root: bool
     sources: tuple[str, ...]
+    max_load: float | None  # JJ_MAX_LOAD: 1-minute load per CPU above which nothing is claimed
+    min_free_memory: int | None  # JJ_MIN_FREE_MEMORY in KiB
 
     def __init__(self, home: Path, worker_home: Path, pause_time: float, max_workers: int,
                  categories: tuple[str, ...], node: str, max_recoveries: int,
                  kill_grace: float, heartbeat: float, allow_root: bool,
-                 sources: tuple[str, ...] = ()) -> None:
+                 sources: tuple[str, ...] = (), max_load: float | None = None,
+                 min_free_memory: int | None = None) -> None:
         values = (home, worker_home, pause_time, max_workers, categories, node,
-                  max_recoveries, kill_grace, heartbeat, allow_root, sources)
+                  max_recoveries, kill_grace, heartbeat, allow_root, sources, max_load,
+                  min_free_memory)
         for name, value in zip(self.__slots__, values):
             object.__setattr__(self, name, value)
 
@@ -196,6 +203,14 @@ def convert(name: str, value: object) -> object:
             if lowered in ("0", "no", "false", "off", ""):
                 return False
             raise ValueError("must be yes or no")
+        if kind == "load":
+            from .placement import parse_load
+
+            return parse_load(text)
+        if kind == "size":
+            from .placement import parse_size
+
+            return parse_size(text, allow_zero=True)
         if kind == "list":
             words = text if isinstance(text, (list, tuple)) else text.replace(",", " ").split()
             return tuple(check_word("category", w) for w in words)
@@ -289,6 +304,8 @@ def load() -> Config:
         heartbeat=values.get("JJ_HEARTBEAT", PARAMETERS["JJ_HEARTBEAT"][1]),
         allow_root=values.get("JJ_ALLOW_ROOT", False),
         sources=tuple(sources),
+        max_load=values.get("JJ_MAX_LOAD"),
+        min_free_memory=values.get("JJ_MIN_FREE_MEMORY"),
     )
     _cache = (key, config)
     return config

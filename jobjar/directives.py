@@ -127,6 +127,40 @@ def _path(name: str, value: object) -> str:
     return text
 
 
+def _size(name: str, value: object) -> int:
+    """A memory size (``placement.parse_size``: K, M, G, T; a bare number is megabytes)."""
+    from .placement import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise DirectiveError(f"{_flag(name)} {exc}, not {value!r}") from None
+
+
+def _cpus(name: str, value: object) -> int:
+    """A CPU count from 1 to ``placement.MAX_CPUS``."""
+    from .placement import MAX_CPUS
+
+    try:
+        number = _count(name, value)
+    except DirectiveError:
+        number = 0
+    if not 1 <= number <= MAX_CPUS:
+        raise DirectiveError(f"{_flag(name)} must be a whole number of CPUs from 1 to "
+                             f"{MAX_CPUS}, not {value!r}")
+    return number
+
+
+def _node(name: str, value: object) -> str:
+    """A node name, checked like ``JJ_NODE``."""
+    from .naming import check_word
+
+    try:
+        return check_word("node name", value if isinstance(value, str) else "")
+    except JobJarError:
+        raise DirectiveError(f"{_flag(name)} needs a node name, not {value!r}") from None
+
+
 # -- the table ------------------------------------------------------------------
 
 
@@ -161,6 +195,11 @@ OPTIONS = (
            help="standard output file"),
     Option("error", ("--error", "-e"), _path, None, metavar="FILE",
            help="standard error file"),
+    Option("mem", ("--mem",), _size, None, metavar="SIZE",
+           help="run only where this much memory is free (K, M, G, T; a bare number is MB)"),
+    Option("cpus", ("--cpus",), _cpus, None, metavar="N",
+           help="run only where N CPUs are not taken by other jobs"),
+    Option("node", ("--node",), _node, None, metavar="NODE", help="run only on this node"),
     Option("array_index", ("--array-index",), _count, None),
     Option("batch", ("--batch",), _batch, None),  # set by --array and --from-file
 )

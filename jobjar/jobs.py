@@ -103,6 +103,8 @@ def job_info(name: str, jar: Jar | None = None) -> dict:
     ``batch`` is the batch of an ``--array`` or ``--from-file`` job.
     A job that left the jar and whose file is gone has ``path`` ``None``.
     ``name`` may be a unique prefix of the name (``find.resolve``).
+    A running job's ``live_output`` says where its output is being written
+    (``live.live_output``; ``live.follow`` shows it as it comes).
     """
     jar = jar or Jar.from_config()
     name = select([name], jar)[0]
@@ -111,13 +113,19 @@ def job_info(name: str, jar: Jar | None = None) -> dict:
             "path": None if where.path is None else str(where.path),
             "category": where.category, "worker": where.worker, "running_for": None,
             "cancel_requested": os.path.lexists(jar.cancel_request(name)),
-            "record": records.read(jar.record(name))}
+            "record": records.read(jar.record(name)), "held_back": None,
+            "live_output": None}
     record = info["record"] if isinstance(info["record"], dict) else {}
     info["batch"] = record.get("batch") if isinstance(record.get("batch"), str) else None
     if info["batch"] is None and where.path is not None:  # not run yet: its file says
         info["batch"] = records.batch_of(where.path)
+    if where.state == states.UNCLAIMED and where.path is not None:
+        info["held_back"] = _held_back(jar, where.path)
     if where.state == states.RUNNING:
+        from .live import live_output
         from .liveness import reading_now
+
+        info["live_output"] = live_output(name, jar, where)
 
         try:
             since = os.lstat(jar.claimed_link(where.worker)).st_mtime
@@ -125,6 +133,23 @@ def job_info(name: str, jar: Jar | None = None) -> dict:
         except OSError:
             pass
     return info
+
+
+def _held_back(jar: Jar, path: Path) -> str | None:
+    """Which placement rule keeps an unclaimed job from every node (``placement.held_back``).
+
+    The job file and the node files are anyone's: what cannot be read or
+    understood holds nothing back here (a worker rejects or fails the job
+    with the reason when it claims it).
+    """
+    from .depend import read_head
+    from .placement import held_back
+
+    try:
+        opts = jjdir.parse(read_head(path))
+    except Exception:
+        return None
+    return held_back(jar, opts)
 
 
 def _request_cancel(jar: Jar, name: str) -> Path:
@@ -332,6 +357,33 @@ def _left_jar(jar: Jar, name: str) -> dict | None:
     if record is None:  # a canceller may have written it and dropped its request just now
         record = records.read(jar.record(name))
     return record or {"name": name, "status": None}  # left the jar without a record
+
+
+def exit_status(*found: dict) -> int:
+    """The exit status a shell should give for these jobs' records: the highest of theirs.
+
+    A job's own status is as a shell's: 0 if it succeeded, its exit code,
+    or 128+N when it was killed by signal N (also by its timeout or a
+    cancel: the signal the worker sent).  A job that did not succeed and has
+    neither (cancelled or timed out before it ran, a failed dependency,
+    rejected, poisoned, no record), or whose exit code is 0 all the same
+    (it caught the SIGTERM of its timeout), gives 1.  A record is somebody's
+    file: a number that is not a plausible one counts as none.
+    """
+    worst = 0
+    for record in found:
+        status = 0 if record.get("status") == states.SUCCEEDED else 1
+        code, signal = record.get("exit_code"), record.get("signal")
+        if status and _small(signal, 1, 127):
+            status = 128 + signal
+        elif status and _small(code, 1, 255):
+            status = code
+        worst = max(worst, status)
+    return worst
+
+
+def _small(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def progress_line(done: int, total: int, failed: int, running: int, elapsed: float) -> str:

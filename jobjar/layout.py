@@ -17,8 +17,9 @@ if TYPE_CHECKING:  # config imports layout (the install location): no import cyc
 
 #: Directories under ``$JJ_HOME``: one per job state kept as a directory
 #: (``states.DIRECTORIES``), and the jar's bookkeeping: ``claimed/`` (a link per
-#: busy worker), ``cancel/`` (requests), ``results/`` (records), ``output/``.
-STATE_DIRS = (*DIRECTORIES, "claimed", "cancel", "results", "output")
+#: busy worker), ``cancel/`` (requests), ``results/`` (records), ``output/``,
+#: ``nodes/`` (each node's figures: ``machine.py``).
+STATE_DIRS = (*DIRECTORIES, "claimed", "cancel", "results", "output", "nodes")
 
 #: Control files: in one worker's directory (``WORKER_CONTROLS``) or, as
 #: ``NAME_ALL``, in the workers' home for every worker (``GLOBAL_CONTROLS``).
@@ -83,6 +84,7 @@ class Jar:
     results: Path
     output: Path
     rejected: Path
+    nodes: Path
 
     @classmethod
     def from_config(cls, config: Config | None = None) -> Jar:
@@ -150,6 +152,20 @@ class Jar:
         """
         return self.output / f".{worker}.{token}.{stream}"
 
+    def hidden_stream(self, worker: str, name: str) -> str | None:
+        """``out`` or ``err`` if ``name`` is a hidden output file of ``worker``, else ``None``.
+
+        A name read from a file (a worker's log) is used only if it has this
+        exact form: ``.W.TOKEN.out`` with an alphanumeric token, so it can
+        only ever name a file directly in ``output/``.
+        """
+        prefix = f".{worker}."
+        if not name.startswith(prefix):
+            return None
+        token, _, stream = name[len(prefix):].partition(".")
+        return stream if token.isascii() and token.isalnum() and stream in ("out", "err") \
+            else None
+
     def hidden_outputs(self, worker: str) -> list[Path]:
         """The hidden output files a worker left (a dead worker's lost attempt).
 
@@ -177,6 +193,10 @@ class Jar:
     def check_lock(self, node: str) -> Path:
         """The file ``check_workers`` locks while it counts and starts a node's workers."""
         return self.worker_home / f".check.{node}.lock"
+
+    def node_file(self, node: str) -> Path:
+        """``nodes/NODE.yaml``: what node ``node`` last published of itself (``machine.py``)."""
+        return self.nodes / f"{node}.yaml"
 
     def worker_dir(self, worker: str) -> Path:
         """The directory of worker ``node.pid``."""

@@ -221,6 +221,40 @@ def worker_states(jar: Jar, node: str, now_fs: float,
     return workers, stranded
 
 
+#: Worker states that count as a node's live workers in the node table.
+LIVE = ("idle", "working", "paused", "stopping")
+
+
+def nodes(jar: Jar, workers: list[dict], now: float) -> list[dict]:
+    """One row per node: its workers and running jobs (counted from the workers' states)
+    and what it last published of itself (``machine.read_all``).
+
+    A node with workers but no usable node file (missing, stale, malformed)
+    is listed with ``known`` false and its figures ``None``; so is a node
+    file with no workers behind it, until it goes stale and is dropped.
+    """
+    from . import machine
+
+    published = machine.read_all(jar, now)
+    names = set(published) | {w["node"] for w in workers if w["state"] in LIVE}
+    rows = []
+    for node in sorted(names):
+        mine = [w for w in workers if w["node"] == node and w["state"] in LIVE]
+        row = {"node": node, "known": False, "workers": len(mine),
+               "running": sum(1 for w in mine if w["job"]), "updated": None, "age": None,
+               "cpus": None, "load1": None, "load5": None, "load15": None,
+               "load_per_cpu": None, "mem_total_kb": None, "mem_available_kb": None,
+               "max_load": None, "min_free_memory_kb": None}
+        figures = published.get(node)
+        if figures is not None:
+            row.update({k: v for k, v in figures.as_record().items() if k in row},
+                       known=True, updated=records.utc_iso(figures.time),
+                       age=_round(now - figures.time),
+                       load_per_cpu=round(figures.load_per_cpu, 2))
+        rows.append(row)
+    return rows
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(max(0.0, value), 1)
 
@@ -286,6 +320,7 @@ def system_status() -> dict:
         "control": {name.lower(): os.path.exists(jar.worker_home / name)
                     for name in GLOBAL_CONTROLS},
         "jobs": jobs,
-        "workers": workers, "stranded": stranded, "recent_failures": failures,
+        "workers": workers, "nodes": nodes(jar, workers, time.time()),
+        "stranded": stranded, "recent_failures": failures,
         "unreadable": sorted(unreadable),
     }

@@ -28,7 +28,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from . import control, depend, execute, faults, files, liveness, pilot, records, states
+from . import (
+    control,
+    depend,
+    execute,
+    faults,
+    files,
+    live,
+    liveness,
+    machine,
+    pilot,
+    placement,
+    records,
+    states,
+)
 from . import directives as jjdir
 from .access import may_submit
 from .claim import BLOCKED, QueueView
@@ -145,6 +158,10 @@ class Worker:
         self.has_spare_scratch = False
         self.gone: str | None = None  # why the worker cannot go on (its directory vanished)
         self.next_dir_check = 0.0
+        self.figures: machine.Machine | None = None  # this node, measured (``node_figures``)
+        self.measured_at = float("-inf")
+        self.prefetched: tuple[Path, jjdir.Directives] | None = None  # read at the claim
+        self.left: dict[str, str] = {}  # jobs given back (placement): name -> why, logged once
 
     # -- set-up and shut-down ------------------------------------------------
 
@@ -304,6 +321,40 @@ class Worker:
         if problem != self.reported.get(WORKER_HEARTBEAT):
             self.reported[WORKER_HEARTBEAT] = problem
             self.log(f"heartbeat: {problem}" if problem else "heartbeat: working again")
+        self.publish_node()
+
+    def node_figures(self, max_age: float = 1.0) -> machine.Machine:
+        """This node's load and memory, measured at most once per ``max_age`` seconds.
+
+        The claim loop asks on every pass; the kernel's figures change
+        slowly, and reading them twice a millisecond would cost throughput.
+        """
+        now = time.monotonic()
+        if self.figures is None or now - self.measured_at >= max_age:
+            figures = machine.measure(self.config.node)
+            figures.max_load = self.config.max_load  # published, for job_info elsewhere
+            figures.min_free_memory_kb = self.config.min_free_memory
+            self.figures, self.measured_at = figures, now
+        return self.figures
+
+    def publish_node(self) -> None:
+        """Write ``nodes/NODE.yaml`` with the heartbeat; a failure is logged once, survived.
+
+        Every worker of a node writes the same file (an atomic rename each
+        time): no election is needed, and a node keeps publishing while any
+        of its workers lives.
+        """
+        try:
+            machine.publish(self.jar, self.node_figures())
+            problem = None
+        except OSError as exc:
+            problem = f"cannot write {self.jar.node_file(self.config.node)}: " \
+                      f"{exc.strerror or exc}"
+        key = "nodes"
+        if problem != self.reported.get(key):
+            if problem or key in self.reported:
+                self.log(problem or "node file: working again")
+            self.reported[key] = problem
 
     def _new_heartbeat(self, path: Path) -> str | None:
         """Put a fresh heartbeat file of ours in place; the problem if we cannot."""
@@ -427,13 +478,74 @@ class Worker:
         events = self.watcher.drain() if self.watcher.active else None
         if events:  # local submissions made while we were busy: no re-listing needed
             self._route(events)
+        if self.node_held():
+            return None
         accept = self.pilot.fits if self.pilot.deadline is not None else None
         for category, view in self.views:
-            path = view.claim(self.job_dirs[category], accept)
-            self.report(str(view.path), view.problem)
-            if path is not None:
-                return category, path
+            while True:
+                path = view.claim(self.job_dirs[category], accept)
+                self.report(str(view.path), view.problem)
+                if path is None:
+                    break
+                if self.place(view, path):
+                    return category, path
         return None
+
+    def node_held(self) -> bool:
+        """Placement rule 1: the node is too loaded or short of memory to claim anything.
+
+        Off (no measurement at all) unless ``JJ_MAX_LOAD`` or
+        ``JJ_MIN_FREE_MEMORY`` is set; the figures are read at most once a
+        second.  A change of verdict is logged once, not every pass.
+        """
+        config = self.config
+        if config.max_load is None and config.min_free_memory is None:
+            return False
+        why = placement.node_gate(self.node_figures(), config.max_load, config.min_free_memory)
+        rule = why.split(" ", 1)[0] if why else None
+        if rule != self.reported.get("gate"):
+            if why or "gate" in self.reported:
+                self.log(f"claiming nothing: {why}" if why else "claiming again")
+            self.reported["gate"] = rule
+        return why is not None
+
+    def place(self, view: QueueView, path: Path) -> bool:
+        """Placement rule 2 for a job just claimed: True to run it here.
+
+        Its directives are read now (and kept for ``read_directives``).  A
+        job for another node, or asking for more memory or CPUs than this
+        node has free, is given back by one rename to where it came from,
+        before anything of it is written, and left alone for a while
+        (``QueueView.defer``).  A job whose head cannot be read or parsed
+        goes on, to be rejected or failed with the reason as before.
+        """
+        self.prefetched = None
+        try:
+            opts = jjdir.parse(depend.read_head(path))
+        except Exception:  # someone's file: its problem is reported by run_job
+            return True
+        self.prefetched = (path, opts)
+        if not placement.asks_anything(opts):
+            return True
+        found = placement.refusal(opts, self.config.node, self.node_figures(), jar=self.jar,
+                                  worker=self.name)
+        if found is None:
+            return True
+        kind, reason = found
+        try:
+            os.rename(path, view.path / path.name)
+        except OSError as exc:  # cannot happen short of a broken disk: run it, never lose it
+            self.log(f"cannot give back {path.name} ({reason}): {exc.strerror or exc}; "
+                     "running it here")
+            return True
+        self.prefetched = None
+        view.defer(path.name, placement.defer_for(kind))
+        if self.left.get(path.name) != kind:
+            if len(self.left) > 10000:
+                self.left.clear()
+            self.left[path.name] = kind
+            self.log(f"leave {path.name}: {reason}")
+        return False
 
     def report(self, directory: str, problem: str | None) -> None:
         """Log a directory's problem once (not once per claim), and once when it is gone."""
@@ -689,6 +801,9 @@ class Worker:
 
     def read_directives(self, path: Path) -> jjdir.Directives | Result:
         """The job's ``#JJ`` options; a bad one fails the job (never the worker)."""
+        prefetched, self.prefetched = self.prefetched, None
+        if prefetched is not None and prefetched[0] == path:  # read at the claim (``place``)
+            return prefetched[1]
         try:
             head = depend.read_head(path)
         except depend.NotAJob as exc:
@@ -812,7 +927,9 @@ class Worker:
             reason = getattr(exc, "strerror", None) or str(exc)
             return Result(states.FAILED, f"cannot start the job: {reason}")
         current.proc, current.started = proc, started
-        self.log(f"start {current.path.name} pid={proc.pid}")
+        # Its hidden output files, named in the line the log gets anyway: live output
+        # costs no filesystem operation of its own (``live.start_message``).
+        self.log(live.start_message(current.path.name, proc.pid, current.fresh))
         return None
 
     def supervise(self, current: Attempt, opts: jjdir.Directives) -> Result:

@@ -531,7 +531,7 @@ def test_every_state_is_shown_found_and_made():
     assert set(states.DIRECTORIES) == set(states.STATES) - {states.RUNNING}
     assert set(states.DIRECTORIES) <= set(layout.STATE_DIRS)
     assert set(layout.STATE_DIRS) - set(states.DIRECTORIES) == {"claimed", "cancel", "results",
-                                                               "output"}
+                                                               "output", "nodes"}
 
 
 # -- crash points: documented and tested -----------------------------------------------------

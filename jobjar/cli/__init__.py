@@ -37,6 +37,8 @@ COMMANDS = {
     "cancel_job": "jobs:cancel_main",
     "resubmit_job": "jobs:resubmit_main",
     "wait_jobs": "jobs:wait_main",
+    "run_now": "run_now:main",
+    "jr": "run_now:main",
 }
 
 

@@ -10,15 +10,26 @@ from .common import Parser, add_handles, run, seconds
 def info_main(argv: list[str] | None = None) -> int:
     """Entry point of ``job_info``."""
     p = Parser("job_info", "Show where jobs are now (limbo, waiting, unclaimed, running, "
-               "completed, rejected)\nand their result records.", "job_info --json NAME")
-    p.add_argument("--json", action="store_true", help="print JSON")
+               "completed, rejected)\nand their result records; a running job's live output. "
+               "With --follow, print a job's\noutput as it is written (standard error to "
+               "standard error) until it leaves the jar:\nexit status 0 if it succeeded, "
+               "1 otherwise.", "job_info --json NAME; job_info --follow NAME")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print JSON")
+    shown.add_argument("-f", "--follow", action="store_true",
+                       help="print the job's output as it is written, until it ends")
     add_handles(p)
     args = p.parse_args(argv)
     if not (args.names or args.batch or args.id):
         p.error("name the jobs (NAME, -i ID or --batch ID)")
+    if args.follow and (len(args.names) != 1 or args.batch or args.id):
+        p.error("--follow takes one job name")
 
     def body() -> int:
         from ..find import select
+
+        if args.follow:
+            return _follow(select(args.names)[0])
         from ..jobs import job_info
 
         infos = [job_info(name) for name in select(args.names, batch=args.batch, ident=args.id)]
@@ -32,6 +43,19 @@ def info_main(argv: list[str] | None = None) -> int:
         return 0
 
     return run("job_info", body)
+
+
+def _follow(name: str) -> int:
+    """``job_info --follow``: the job's output as it comes; 0 if it succeeded, else 1."""
+    from ..live import follow
+    from ..naming import printable
+    from ..states import SUCCEEDED
+
+    def problem(message: str) -> None:
+        sys.stderr.write(f"job_info: {printable(message)}\n")
+
+    record = follow(name, problem=problem)
+    return 0 if record.get("status") == SUCCEEDED else 1
 
 
 def _describe(info: dict) -> list[str]:
@@ -54,6 +78,11 @@ def _describe(info: dict) -> list[str]:
         lines.append(f"  batch: {info['batch']}")
     if info["cancel_requested"]:
         lines.append("  cancel requested")
+    if info.get("held_back"):
+        lines.append(f"  held back: {info['held_back']}")
+    live = info.get("live_output")
+    if live is not None:  # running: where its output is now (job_info --follow shows it)
+        lines += [f"  live {key}: {path or '(not started yet)'}" for key, path in live.items()]
     record = info["record"] or {}
     lines += [f"  {key}: {value}" for key, value in record.items()
               if key != "attempts" and value is not None]

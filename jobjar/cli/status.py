@@ -33,6 +33,7 @@ def render(status: dict) -> str:
                  for where in status.get("unreadable", []))
     lines.append(f"workers: {len(status['workers'])}")
     lines.extend(_worker_line(worker) for worker in status["workers"])
+    lines.extend(_node_lines(status.get("nodes") or []))
     for job in status["stranded"]:
         lines.append(f"  STRANDED: {printable(job['job'])} (worker {printable(job['worker'])} "
                      f"{job['worker_state']}; run recover_jobs)")
@@ -71,6 +72,44 @@ def _worker_line(worker: dict) -> str:
         doing += f" on {printable(worker['job'])}{running}"
     cats = printable(",".join(worker["categories"] or []))
     return f"  {printable(worker['name']):<24} {doing}  [{cats}]"
+
+
+def _node_lines(nodes: list[dict]) -> list[str]:
+    """The node table: workers, running jobs, load (per CPU) and memory of every node."""
+    if not nodes:
+        return []
+    lines = [f"nodes: {len(nodes)}",
+             f"  {'NODE':<20} {'WORKERS':>7} {'RUNNING':>7} {'CPUS':>4} {'LOAD':>16} "
+             f"{'PER CPU':>7} {'MEMORY FREE/TOTAL':>19}"]
+    for row in nodes:
+        head = f"  {printable(row['node']):<20} {row['workers']:>7} {row['running']:>7}"
+        if not row["known"]:
+            lines.append(f"{head} {'?':>4} {'unknown (no fresh node file)':>16}")
+            continue
+        load = f"{row['load1']:.2f} {row['load5']:.2f} {row['load15']:.2f}"
+        memory = "?" if not row["mem_total_kb"] else \
+            f"{_size(row['mem_available_kb'])}/{_size(row['mem_total_kb'])}"
+        line = f"{head} {row['cpus']:>4} {load:>16} {row['load_per_cpu']:>7.2f} {memory:>19}"
+        held = _held_line(row)
+        lines.append(line + (f"  HOLDING: {held}" if held else ""))
+    return lines
+
+
+def _held_line(row: dict) -> str:
+    """Why a node's workers claim nothing now, by the node's own settings ('' if they do)."""
+    why = []
+    if row["max_load"] is not None and row["load_per_cpu"] > row["max_load"]:
+        why.append(f"load above JJ_MAX_LOAD {row['max_load']:g}")
+    floor = row["min_free_memory_kb"]
+    if floor is not None and row["mem_total_kb"] and row["mem_available_kb"] < floor:
+        why.append(f"free memory below JJ_MIN_FREE_MEMORY {_size(floor)}")
+    return "; ".join(why)
+
+
+def _size(kb: int) -> str:
+    from ..placement import size_text
+
+    return size_text(kb)
 
 
 def _failure_line(record: dict) -> str:

@@ -12,7 +12,8 @@ def _parser() -> Parser:
     from ..directives import OPTIONS
 
     p = Parser("submit_job", "Submit a command line (or, with -f, a copy of an executable "
-               "file) to the Job Jar.\nPrints the new job's name.",
+               "file) to the Job Jar.\nPrints the new job's name. With --wait, waits for "
+               "it and exits with its exit status.",
                "submit_job -p 10 -c LINUX /usr/local/bin/big_computation /data/in 104.1 30")
     p.add_argument("-p", "--priority", default="0", help="integer priority (default 0)")
     p.add_argument("-c", "--category", help="category (default: uncategorized)")
@@ -28,6 +29,9 @@ def _parser() -> Parser:
             p.add_argument(*sorted(option.flags, key=len), dest=option.name,
                            metavar=option.metavar, help=option.help,
                            action="append" if option.adds_up else "store")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for the job(s) to end and exit with the job's own exit status "
+                   "(128+N for signal N; the highest of an array's)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
     return p
 
@@ -85,9 +89,24 @@ def submit_main(argv: list[str] | None = None) -> int:
         batch = getattr(names, "batch", None)
         if batch:  # on stderr: stdout stays the list of names
             sys.stderr.write(f"submit_job: {len(names)} jobs in batch {batch}\n")
-        return 0
+        return _wait(names) if args.wait else 0
 
     return run("submit_job", body)
+
+
+def _wait(names: list[str] | str) -> int:
+    """``submit_job --wait``: silent on success; a line per job that did not succeed."""
+    from ..jobs import exit_status, wait
+    from ..naming import printable
+
+    sys.stdout.flush()  # the names first, for whoever reads them while we wait
+    found = wait(names)
+    for record in found:
+        if record.get("status") != "succeeded":
+            how = record.get("status") or "left the jar without a record"
+            sys.stderr.write(printable(f"submit_job: {record.get('name')}: {how} "
+                                       f"(exit status {exit_status(record)})") + "\n")
+    return exit_status(*found)
 
 
 def unique_main(argv: list[str] | None = None) -> int:
