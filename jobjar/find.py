@@ -203,7 +203,7 @@ def batch_jobs(batch: str, jar: Jar) -> list[str]:
         check_batch(batch)
     except DirectiveError as exc:
         raise JobJarError(str(exc)) from None
-    text = _read_manifest(jar.batch_file(batch))
+    text = read_manifest(jar.batch_file(batch))
     if text is None:
         raise JobJarError(f"no batch {batch!r} in {jar.home}")
     paths = _job_paths(jar)
@@ -232,7 +232,7 @@ def _job_paths(jar: Jar) -> dict[str, Path]:
     return found
 
 
-def _read_manifest(path: Path) -> str | None:
+def read_manifest(path: Path) -> str | None:
     """A manifest's text: a regular file, never through a link, bounded; ``None`` if none."""
     import stat
 

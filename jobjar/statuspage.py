@@ -32,6 +32,8 @@ from .naming import printable
 WINDOW_HOURS = 6
 #: At most this many records are read for the plots (the newest of the window).
 MAX_RECORDS = 5000
+#: At most this many batches (the newest manifests) are looked at for progress.
+MAX_BATCHES = 20
 #: Columns of the time plots (one per minute bucket group).
 BUCKETS = 72
 
@@ -226,7 +228,8 @@ def _seconds(value: float) -> str:
 def _table(headers: list[str], rows: list[list[object]], numeric: set[int] = frozenset()) -> str:
     head = "".join(f"<th{' class=n' if i in numeric else ''}>{esc(h)}</th>"
                    for i, h in enumerate(headers))
-    body = "".join("<tr>" + "".join(f"<td{' class=n' if i in numeric else ''}>{esc(v)}</td>"
+    body = "".join("<tr>" + "".join(f"<td{' class=n' if i in numeric else ''}>"
+                                    f"{'-' if v is None else esc(v)}</td>"
                                     for i, v in enumerate(row)) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -292,22 +295,79 @@ def _failures_section(status: dict) -> str:
             + "</div>")
 
 
-def _batches_section(status: dict, now: float) -> str:
-    batches = status.get("batches")
-    if not isinstance(batches, list) or not batches:
+def batches_in_progress(jar: Jar, status: dict, recent: list[dict], now: float,
+                        limit: int = MAX_BATCHES) -> list[dict]:
+    """The newest batches (at most ``limit`` manifests, by mtime) with jobs still in the jar.
+
+    Progress comes from the batch's jobs still in the jar (one listing of
+    ``waiting/`` and ``unclaimed/``, and the workers' jobs): the rest have
+    left it.  The estimated end extrapolates the batch's finishing rate over
+    the window's records; ``None`` until two of its jobs have finished there.
+    A manifest is anyone's file: it can only make the page show a wrong
+    batch (its names are checked and escaped like any other).
+    """
+    from .directives import DirectiveError, check_job_name
+    from .find import read_manifest
+    from .layout import BATCHES, jobs_in
+
+    try:
+        with os.scandir(jar.home / BATCHES) as entries:
+            manifests = sorted(((e.stat(follow_symlinks=False).st_mtime, e.name, e.path)
+                                for e in entries if e.is_file(follow_symlinks=False)
+                                and not e.name.startswith(".")), reverse=True)[:limit]
+    except OSError:
+        return []
+    in_jar = {path.name for state in (states.WAITING, states.UNCLAIMED)
+              for _, path in jobs_in(jar.state_dir(state))}
+    in_jar |= {str(w.get("job")).rsplit("/", 1)[-1] for w in status.get("workers", [])
+               if w.get("job")}
+    finished: dict[str, list[float]] = defaultdict(list)
+    for record in recent:
+        moment = _parse_time(record.get("finished"))
+        if isinstance(record.get("batch"), str) and moment:
+            finished[record["batch"]].append(moment)
+    found = []
+    for _, batch, path in manifests:
+        text = read_manifest(Path(path)) or ""
+        names = []
+        for line in dict.fromkeys(text.split("\n")):
+            try:
+                names.append(check_job_name(line))
+            except DirectiveError:
+                continue
+        left = sum(1 for name in names if name in in_jar)
+        if not names or not left:
+            continue
+        times = sorted(finished.get(batch, []))
+        eta = None
+        if len(times) >= 2 and times[-1] > times[0]:
+            rate = (len(times) - 1) / (times[-1] - times[0])
+            eta = records.utc_iso(max(now, times[-1]) + left / rate)
+        found.append({"batch": batch, "total": len(names), "done": len(names) - left,
+                      "left": left, "eta": eta})
+    return found
+
+
+def _batches_section(batches: list[dict]) -> str:
+    if not batches:
         return ""
     rows = []
     for batch in batches:
-        if not isinstance(batch, dict):
-            continue
-        rows.append([batch.get("batch"), batch.get("done"), batch.get("total"),
-                     batch.get("eta") or "unknown"])
-    return ('<h2>Batches in progress</h2><div class="card">'
-            + _table(["batch", "finished", "jobs", "estimated end"], rows, {1, 2}) + "</div>")
+        share = batch["done"] / batch["total"]
+        bar = (f'<svg viewBox="0 0 100 10" style="width:120px"><rect x="0" y="1" width="100" '
+               f'height="8" fill="#eee"/><rect class="bar" x="0" y="1" width="{share * 100:.1f}" '
+               f'height="8"/></svg>')
+        rows.append(f"<tr><td>{esc(batch['batch'])}</td><td class=n>{batch['done']}</td>"
+                    f"<td class=n>{batch['total']}</td><td>{bar} {share:.0%}</td>"
+                    f"<td>{esc(batch['eta'] or 'not yet known')}</td></tr>")
+    return ('<h2>Batches in progress</h2><div class="card" id="batches"><table><thead><tr>'
+            "<th>batch</th><th class=n>finished</th><th class=n>jobs</th><th>progress</th>"
+            "<th>estimated end (UTC)</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table></div>")
 
 
-def _plots_section(jar: Jar, status: dict, now: float, hours: float) -> str:
-    recent = recent_records(jar, now, hours)
+def _plots_section(jar: Jar, status: dict, recent: list[dict], now: float,
+                   hours: float) -> str:
     finished = [t for t in (_parse_time(r.get("finished")) for r in recent) if t]
     per_minute, labels = throughput(finished, now, hours)
     spans = [(sub, _parse_time(r.get("started")) or _parse_time(r.get("finished")))
@@ -350,6 +410,7 @@ def render(jar: Jar, status: dict, now: float | None = None,
            hours: float = WINDOW_HOURS) -> str:
     """The whole page as a string."""
     now = time.time() if now is None else now
+    recent = recent_records(jar, now, hours)
     control = [name.upper() for name, on in (status.get("control") or {}).items() if on]
     banner = (f'<p class="bad">IN FORCE: {esc(", ".join(control))}</p>' if control else "")
     return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
@@ -360,9 +421,10 @@ def render(jar: Jar, status: dict, now: float | None = None,
             f"<h1>Job Jar <span class=muted>{esc(status.get('jar'))}</span></h1>"
             f'<p class="muted">seen from node {esc(status.get("node"))} at '
             f'{esc(status.get("time"))}</p>{banner}'
-            + _counts_section(status) + _batches_section(status, now)
+            + _counts_section(status)
+            + _batches_section(batches_in_progress(jar, status, recent, now))
             + _workers_section(status) + _failures_section(status)
-            + _plots_section(jar, status, now, hours) + "</body></html>\n")
+            + _plots_section(jar, status, recent, now, hours) + "</body></html>\n")
 
 
 def write_page(path: str | os.PathLike, hours: float = WINDOW_HOURS) -> Path:

@@ -57,6 +57,7 @@ def busy_jar(jar) -> None:
     jar.stop_all_workers()
     for _ in range(5):
         jar.submit("-c", "later", "true")
+    jar.run("submit_job", "-c", "later", "--array", "1-8", "true", check=True)
 
 
 def test_the_page_counts_match_the_json_and_markup_stays_text(jar):
@@ -85,6 +86,8 @@ def test_the_page_counts_match_the_json_and_markup_stays_text(jar):
     completed = status["jobs"]["completed"]
     assert re.search(rf'id="succeeded">{completed["succeeded"]}<', dom)
     assert re.search(rf'id="failed">{completed["failed"]}<', dom)
+    batches = re.search(r'id="batches">(.*?)</div>', dom, re.S)
+    assert batches and ">0</td><td class=\"n\">8</td>" in batches.group(1), batches
     # the markup is text in a cell, never an element; no script in the page at all
     assert "&lt;img src=x onerror=alert(1)&gt;" in dom
     assert "<img" not in dom and "<script" not in dom.lower()
