@@ -223,7 +223,9 @@ def test_submit_wait_for_an_array_gives_the_highest_status(jar):
     jar.start_worker()
     result = jar.run("submit_job", "--wait", "--array", "1-4", 'exit $((JJ_ARRAY_INDEX % 3))')
     assert result.returncode == 2 and len(result.stdout.split()) == 4
-    assert len(result.stderr.splitlines()) == 3  # the three that did not succeed
+    lines = result.stderr.splitlines()  # the batch's line, then the three that did not succeed
+    assert "jobs in batch" in lines[0] and len(lines) == 4
+    assert all(": failed (exit status" in line for line in lines[1:])
 
 
 def test_submit_wait_for_a_job_that_never_ran_is_1(jar):
