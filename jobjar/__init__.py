@@ -53,7 +53,7 @@ _PUBLIC: dict[str, tuple[str, ...] | None] = {
     "submit": ("submit_job", "submit_job_file", "submit_from_file", "unique_job_name",
                "PartialSubmitError"),
     "config": ("set_home", "get_home", "set_worker_home", "get_worker_home", "set_pause_time",
-               "get_pause_time", "set_categories", "get_categories"),
+               "get_pause_time", "set_categories", "get_categories", "set_project", "get_project"),
     "control": None,
     "launch": ("start_worker", "check_workers"),
     "recovery": ("recover_jobs",),

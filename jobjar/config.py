@@ -37,6 +37,7 @@ PARAMETERS: dict[str, tuple[str, object]] = {
     "JJ_KILL_GRACE": ("seconds", 10.0),
     "JJ_HEARTBEAT": ("seconds", 30.0),
     "JJ_ALLOW_ROOT": ("bool", False),
+    "JJ_PROJECT": ("project", None),
 }
 #: Parameters that cannot be set from Python (the guide says so for this one).
 NOT_FROM_PYTHON = {"JJ_MAX_WORKERS"}
@@ -61,7 +62,7 @@ class Config:
     """
 
     __slots__ = ("home", "worker_home", "pause_time", "max_workers", "categories", "node",
-                 "max_recoveries", "kill_grace", "heartbeat", "allow_root", "sources")
+                 "max_recoveries", "kill_grace", "heartbeat", "allow_root", "sources", "project")
     home: Path
     worker_home: Path
     pause_time: float
@@ -73,13 +74,14 @@ class Config:
     heartbeat: float
     allow_root: bool
     sources: tuple[str, ...]
+    project: str | None  # JJ_PROJECT: ``home`` is then ``<the jar>/projects/NAME``
 
     def __init__(self, home: Path, worker_home: Path, pause_time: float, max_workers: int,
                  categories: tuple[str, ...], node: str, max_recoveries: int,
                  kill_grace: float, heartbeat: float, allow_root: bool,
-                 sources: tuple[str, ...] = ()) -> None:
+                 sources: tuple[str, ...] = (), project: str | None = None) -> None:
         values = (home, worker_home, pause_time, max_workers, categories, node,
-                  max_recoveries, kill_grace, heartbeat, allow_root, sources)
+                  max_recoveries, kill_grace, heartbeat, allow_root, sources, project)
         for name, value in zip(self.__slots__, values):
             object.__setattr__(self, name, value)
 
@@ -199,6 +201,8 @@ def convert(name: str, value: object) -> object:
         if kind == "list":
             words = text if isinstance(text, (list, tuple)) else text.replace(",", " ").split()
             return tuple(check_word("category", w) for w in words)
+        if kind == "project":
+            return check_word("project name", str(text))
         return check_word("node name", str(text))
     except (ValueError, JobJarError) as exc:
         raise ConfigError(f"{name}: bad value {value!r}: {exc}") from None
@@ -277,9 +281,17 @@ def load() -> Config:
             values[name] = convert(name, os.environ[name])
     values.update({name: convert(name, v) for name, v in _overrides.items()})
     home = values.get("JJ_HOME") or default_home()
+    worker_home = values.get("JJ_WORKER_HOME") or home / "workers"
+    project = values.get("JJ_PROJECT")
+    if project:  # a jar of its own inside the jar the settings select (layout.project_home)
+        from .layout import project_home
+
+        explicit = values.get("JJ_WORKER_HOME")
+        home = project_home(home, project)
+        worker_home = project_home(explicit, project) if explicit else home / "workers"
     config = Config(
         home=home,
-        worker_home=values.get("JJ_WORKER_HOME") or home / "workers",
+        worker_home=worker_home,
         pause_time=values.get("JJ_PAUSE_TIME", PARAMETERS["JJ_PAUSE_TIME"][1]),
         max_workers=values.get("JJ_MAX_WORKERS", PARAMETERS["JJ_MAX_WORKERS"][1]),
         categories=values.get("JJ_CATEGORIES", ()),
@@ -289,6 +301,7 @@ def load() -> Config:
         heartbeat=values.get("JJ_HEARTBEAT", PARAMETERS["JJ_HEARTBEAT"][1]),
         allow_root=values.get("JJ_ALLOW_ROOT", False),
         sources=tuple(sources),
+        project=project or None,
     )
     _cache = (key, config)
     return config
@@ -351,3 +364,13 @@ def set_categories(categories: list[str] | tuple[str, ...] | str) -> None:
 def get_categories() -> tuple[str, ...]:
     """Return ``JJ_CATEGORIES`` as a tuple."""
     return load().categories
+
+
+def set_project(name: str | None) -> None:
+    """Set ``JJ_PROJECT``: use the jar ``projects/NAME`` inside the jar (``None``: unset)."""
+    set_parameter("JJ_PROJECT", name)
+
+
+def get_project() -> str | None:
+    """Return ``JJ_PROJECT`` (``None``: the jar itself, no project)."""
+    return load().project

@@ -34,8 +34,9 @@ def command_dir() -> Path:
     return Path(sys.executable).parent
 
 
-#: Variables never carried into a cron line (test hooks).
-NOT_CARRIED = ("JJ_FAULT",)
+#: Variables never carried into a cron line: test hooks, and ``JJ_PROJECT`` (the
+#: line's ``JJ_HOME`` is the project's jar already).
+NOT_CARRIED = ("JJ_FAULT", "JJ_PROJECT")
 
 
 def render(name: str, home: Path, extra: str = "", logs: Path | None = None) -> str:

@@ -38,6 +38,10 @@ STOP_ALL, PAUSE_ALL = global_control(STOP), global_control(PAUSE)
 GLOBAL_CONTROLS = tuple(global_control(name) for name in WORKER_CONTROLS)
 CONTROL_FILES = WORKER_CONTROLS + GLOBAL_CONTROLS
 
+#: The directory of a jar that holds its projects: ``projects/NAME`` is a jar of its own
+#: (``JJ_PROJECT``, ``--project``), with its workers in ``projects/NAME/workers``.
+PROJECTS = "projects"
+
 #: Files and directories inside one worker directory.
 WORKER_INFO = "info.yaml"
 WORKER_HEARTBEAT = "heartbeat"
@@ -99,6 +103,8 @@ class Jar:
         """
         from .files import make_dir
 
+        if self.home.parent.name == PROJECTS and os.path.isdir(self.home.parent.parent):
+            make_dir(self.home)  # a project: projects/ and NAME take the jar's bits
         os.makedirs(self.home, exist_ok=True)
         for name in STATE_DIRS:
             make_dir(getattr(self, name))
@@ -197,6 +203,36 @@ class Jar:
     def held_path(self, worker: str, category: str | None, name: str) -> Path:
         """Where worker ``worker`` holds a claimed job: ``job/[CATEGORY/]NAME``."""
         return held_path(self.worker_dir(worker), category, name)
+
+
+def project_home(base: Path, name: str) -> Path:
+    """``base/projects/NAME``, the jar of project ``name`` inside the jar ``base``.
+
+    Whoever may write ``base`` may put a link at ``projects`` or at
+    ``projects/NAME``: it is refused, never followed, or a project's jobs
+    would go to (and its workers take jobs from) a jar of their choosing.
+    """
+    from .errors import ConfigError
+
+    home = Path(base) / PROJECTS / name
+    for path in (home.parent, home):
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            break  # made on first use
+        except OSError as exc:
+            raise ConfigError(f"project {name}: cannot use {path}: {exc.strerror}") from None
+        if not stat.S_ISDIR(mode):
+            raise ConfigError(f"project {name}: {path} is not a directory (a link or a file "
+                              "someone put there is never followed): remove it")
+    return home
+
+
+def projects(base: Path) -> list[str]:
+    """The projects of the jar ``base``: the real directories of ``projects/``."""
+    if not os.path.isdir(Path(base) / PROJECTS) or os.path.islink(Path(base) / PROJECTS):
+        return []
+    return subdirs(Path(base) / PROJECTS)
 
 
 def subdirs(path: Path | str) -> list[str]:

@@ -45,6 +45,11 @@ def render(status: dict) -> str:
     if status["recent_failures"]:
         lines.append("recent failures:")
         lines.extend(_failure_line(record) for record in status["recent_failures"])
+    if "projects" in status:
+        lines.append(f"projects: {len(status['projects'])}")
+        for name, project in sorted(status["projects"].items()):
+            counts = ", ".join(f"{n} {state}" for state, n in project["jobs"].items())
+            lines.append(f"  {printable(name)}: {counts}")
     return "\n".join(lines)
 
 
@@ -89,12 +94,14 @@ def status_main(argv: list[str] | None = None) -> int:
     form = p.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="print JSON")
     form.add_argument("--yaml", action="store_true", help="print YAML")
+    p.add_argument("--all-projects", action="store_true",
+                   help="also each project's counts (the jars projects/NAME)")
     args = p.parse_args(argv)
 
     def body() -> int:
         from ..status import system_status
 
-        status = system_status()
+        status = system_status(all_projects=args.all_projects)
         if args.json:
             import json
 
