@@ -50,8 +50,8 @@ __version__ = "1.0.0"
 #: read when first needed, so that a function added to it (and to its ``__all__``)
 #: is ``jobjar.NAME`` with no edit here.  Nothing is imported before it is used.
 _PUBLIC: dict[str, tuple[str, ...] | None] = {
-    "submit": ("submit_job", "submit_job_file", "submit_from_file", "unique_job_name",
-               "PartialSubmitError"),
+    "submit": ("submit_job", "submit_job_file", "submit_ini_file", "submit_from_file",
+               "unique_job_name", "PartialSubmitError"),
     "config": ("set_home", "get_home", "set_worker_home", "get_worker_home", "set_pause_time",
                "get_pause_time", "set_categories", "get_categories", "set_project", "get_project"),
     "control": None,

@@ -42,6 +42,10 @@ CONTROL_FILES = WORKER_CONTROLS + GLOBAL_CONTROLS
 #: (``JJ_PROJECT``, ``--project``), with its workers in ``projects/NAME/workers``.
 PROJECTS = "projects"
 
+#: Copies of fjd-style INI job files (``submit_job --ini``): ``ini/NAME.ini``, kept as
+#: long as job NAME's file; its job runs ``EXECUTABLE "$JJ_HOME/ini/$JJ_JOB_NAME.ini"``.
+INI_COPIES = "ini"
+
 #: Files and directories inside one worker directory.
 WORKER_INFO = "info.yaml"
 WORKER_HEARTBEAT = "heartbeat"
@@ -129,6 +133,10 @@ class Jar:
     def cancel_request(self, name: str) -> Path:
         """The file whose presence asks for job ``name`` to be cancelled."""
         return self.cancel / name
+
+    def ini_copy(self, name: str) -> Path:
+        """The copy of job ``name``'s INI job file (``submit_job --ini``)."""
+        return self.home / INI_COPIES / f"{name}.ini"
 
     def record(self, name: str) -> Path:
         """The result record of a job."""
