@@ -374,13 +374,13 @@ class Worker:
             if self.terminated or self.controls.stopped():
                 self.log("stop" + (" (signal)" if self.terminated else ""))
                 return
-            if self.controls.paused():
-                self.sleep()
-                continue
-            done = self.pilot.done()
+            done = self.pilot.done()  # a pilot's time runs out even while it is paused
             if done:
                 self.log(f"stop: {done}")
                 return
+            if self.controls.paused():
+                self.sleep()
+                continue
             claimed = self.claim()
             if claimed is None:
                 released = self.release_waiting()

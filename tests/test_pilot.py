@@ -122,6 +122,22 @@ def test_max_time_ends_an_idle_pilot(jar):
     assert "stop: max-time: 2 s are up" in log
 
 
+def test_max_time_ends_a_paused_pilot_and_exit_when_empty_waits_while_paused(jar):
+    jar.workers_dir.mkdir(parents=True)
+    (jar.workers_dir / "PAUSE_ALL").touch()
+    timed, timed_pid = start_pilot(jar, "--exit-when-empty", "--max-time", "3s")
+    assert "stop: max-time" in ended(jar, timed, timed_pid, timeout=30)
+    # exit-when-empty alone: a paused pilot is told to wait, not to leave
+    name, pid = start_pilot(jar, "--exit-when-empty")
+    job = jar.submit("true")
+    log = jar.workers_dir / name / "log"
+    wait_for(lambda: "start" in log.read_text())
+    assert pid_alive(pid) and jar.completed() == []
+    (jar.workers_dir / "PAUSE_ALL").unlink()
+    assert "stop: exit-when-empty" in ended(jar, name, pid)
+    assert jar.completed() == [job]
+
+
 def test_pilot_killed_mid_job_leaves_it_to_be_requeued(jar):
     """SIGTERM, then SIGKILL, as a scheduler ends an allocation: the job is put back."""
     marker = jar.root / "first-attempt"
