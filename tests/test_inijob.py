@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import BIN, one_line_error
+from conftest import BIN, one_line_error, wait_for
 
 #: fjd's example job (test/ajob.py): read the job file given as argument, write the log file.
 AJOB = """\
@@ -127,3 +127,35 @@ def test_bad_ini_files_are_refused_at_submission(jar, tmp_path, text, words):
 def test_ini_and_a_command_are_exclusive(jar, project):
     one_line_error(jar.run("submit_job", "--ini", fjd_file(project, 1), "true"), "exactly one")
     one_line_error(jar.run("submit_job", "--ini", str(project / "missing.ini")), "missing.ini")
+
+
+def test_in_a_team_jar_a_colleague_cannot_swap_the_copy(team):
+    """ann's INI jobs run on bob's worker; a copy bob replaced is not handed to the program."""
+    ini = team.root / "ann.ini"
+    ini.write_text("[control]\nexecutable: cat\n\n[params]\nwho: ann\n")
+    ini.chmod(0o644)
+    names = []
+    for _ in range(2):
+        result = team.run("ann", "submit_job", "--ini", str(ini))
+        assert result.returncode == 0, result.stderr
+        names.append(result.stdout.strip())
+    kept, swapped = names
+    copy = team.home / "ini" / f"{swapped}.ini"
+
+    def swap() -> None:  # ini/ is the group's (the jar's mode): bob may replace the name
+        os.unlink(copy)
+        with open(copy, "w") as forged:
+            forged.write("[control]\nexecutable: cat\n\n[params]\nwho: bob\n")
+
+    team.as_user("bob", swap)
+    team.start_worker("bob")
+    completed = team.home / "completed"
+    wait_for(lambda: completed.exists() and len(os.listdir(completed)) == 2, 60,
+             message="both jobs")
+    assert (team.home / "output" / f"{kept}.out").read_text() == ini.read_text()
+    from jobjar import records
+
+    assert records.read(team.home / "results" / f"{kept}.yaml")["status"] == "succeeded"
+    assert records.read(team.home / "results" / f"{swapped}.yaml")["status"] == "failed"
+    assert not (team.home / "output" / f"{swapped}.out").exists()  # cat never ran
+    assert "not the submitter's file" in (team.home / "output" / f"{swapped}.err").read_text()

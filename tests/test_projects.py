@@ -104,3 +104,19 @@ def test_a_link_at_a_project_is_never_followed(jar, tmp_path):
     (jar.home / "projects").symlink_to(elsewhere)
     one_line_error(jar.run("submit_job", "--project", "beta", "true"), "not a directory")
     assert os.listdir(elsewhere) == []
+
+
+def test_a_project_made_in_a_team_jar_is_the_teams(team):
+    """ann makes the project with umask 077; bob's worker of that project runs her job."""
+    made = team.run("ann", "unique_job_name", "--project", "shared", umask=0o077)
+    assert made.returncode == 0, made.stderr  # it makes the project's jar
+    result = team.run("ann", "submit_job", "--project", "shared", "echo ann")
+    assert result.returncode == 0, result.stderr
+    name = result.stdout.strip()
+    for path in (team.home / "projects", team.home / "projects" / "shared",
+                 team.home / "projects" / "shared" / "unclaimed"):
+        assert os.stat(path).st_mode & 0o2070 == 0o2070, path  # group rwx and set-gid
+    team.start_worker("bob", env={"JJ_PROJECT": "shared"})
+    out = team.home / "projects" / "shared" / "output" / f"{name}.out"
+    wait_for(out.exists, 60, message="ann's job run by bob's project worker")
+    assert out.read_text() == "ann\n"
