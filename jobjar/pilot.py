@@ -80,6 +80,8 @@ def limits(exit_when_empty: bool = False, max_jobs: int | str | None = None,
             time_limit = seconds(max_time, MAX_OPTION_SECONDS)
         except ValueError as exc:
             raise JobJarError(f"--max-time {exc}, not {max_time!r}") from None
+        if time_limit == 0:
+            raise JobJarError("--max-time must be longer than 0 s")
     return Limits(bool(exit_when_empty), jobs, time_limit)
 
 

@@ -162,6 +162,7 @@ def test_pilot_killed_mid_job_leaves_it_to_be_requeued(jar):
     (["--max-jobs", "two"], ["--max-jobs"]),
     (["--max-time", "5x"], ["--max-time", "duration"]),
     (["--max-time", "-1"], ["--max-time"]),
+    (["--max-time", "0s"], ["--max-time", "longer than 0"]),
 ])
 def test_bad_limits_are_one_line(jar, args, words):
     one_line_error(jar.run("start_worker", *args), *words, status=1)
