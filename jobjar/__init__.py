@@ -25,10 +25,12 @@ job names, priorities, printable text       ``naming.py``
 recovery: recover_worker, recover_jobs      ``recovery.py``
 workers: start_worker, check_workers        ``launch.py``
 the worker loop                             ``worker.py``
+pilot workers (ending by themselves)        ``pilot.py``
 running one job                             ``execute.py``
 claiming a job                              ``claim.py``
 dependencies                                ``depend.py``
 submission                                  ``submit.py``
+fjd's INI job files (``submit_job --ini``)  ``inijob.py``
 ``#JJ`` directives                          ``directives.py``
 finding, cancelling, waiting for jobs       ``jobs.py``, ``find.py``
 ``system_status``                           ``status.py``

@@ -198,3 +198,13 @@ def test_check_workers_starts_pilots(jar):
     for worker, pid in zip(started, pids):
         assert "stop: exit-when-empty" in ended(jar, worker, pid)
     assert sorted(jar.completed()) == sorted(names)
+
+
+def test_a_foreground_pilot_returns_when_done(jar):
+    """``srun start_worker --foreground --exit-when-empty``: the command itself ends."""
+    names = [jar.submit("true") for _ in range(2)]
+    result = jar.run("start_worker", "--foreground", "--exit-when-empty", "--max-jobs", "5",
+                     check=True, timeout=120)
+    worker = result.stdout.strip()
+    assert sorted(jar.completed()) == sorted(names)
+    assert "stop: exit-when-empty" in (jar.workers_dir / worker / "log").read_text()
