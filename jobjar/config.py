@@ -201,8 +201,8 @@ def convert(name: str, value: object) -> object:
         if kind == "list":
             words = text if isinstance(text, (list, tuple)) else text.replace(",", " ").split()
             return tuple(check_word("category", w) for w in words)
-        if kind == "project":
-            return check_word("project name", str(text))
+        if kind == "project":  # "": no project, whatever a file says (a job's, a cron line's)
+            return check_word("project name", str(text)) if str(text) else None
         return check_word("node name", str(text))
     except (ValueError, JobJarError) as exc:
         raise ConfigError(f"{name}: bad value {value!r}: {exc}") from None
@@ -277,7 +277,8 @@ def load() -> Config:
             except ConfigError as exc:
                 raise ConfigError(f"{path}: {exc}") from None
     for name in PARAMETERS:
-        if os.environ.get(name, "") != "":
+        if os.environ.get(name, "") != "" or (name in os.environ
+                                               and PARAMETERS[name][0] == "project"):
             values[name] = convert(name, os.environ[name])
     values.update({name: convert(name, v) for name, v in _overrides.items()})
     home = values.get("JJ_HOME") or default_home()
@@ -367,7 +368,11 @@ def get_categories() -> tuple[str, ...]:
 
 
 def set_project(name: str | None) -> None:
-    """Set ``JJ_PROJECT``: use the jar ``projects/NAME`` inside the jar (``None``: unset)."""
+    """Set ``JJ_PROJECT``: use the jar ``projects/NAME`` inside the jar.
+
+    ``""``: no project, whatever a file or the environment says; ``None``:
+    forget the Python setting.
+    """
     set_parameter("JJ_PROJECT", name)
 
 

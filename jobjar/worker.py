@@ -838,7 +838,7 @@ class Worker:
                    JJ_NODE=self.config.node, JJ_CATEGORY=current.category or "",
                    JJ_PRIORITY=str(record["priority"]), JJ_ATTEMPT=str(record["attempt"]),
                    JJ_WORKER=self.name)
-        env.pop("JJ_PROJECT", None)  # JJ_HOME is the project's jar already
+        env["JJ_PROJECT"] = ""  # JJ_HOME is the project's jar already: none on top, not a file's
         if opts.array_index is not None:
             env["JJ_ARRAY_INDEX"] = str(opts.array_index)
         else:

@@ -57,7 +57,10 @@ def test_projects_keep_queues_workers_and_status_apart(jar):
 
 
 def test_a_job_submits_into_its_own_project(jar):
-    """A job's JJ_HOME is its project's jar; JJ_PROJECT is not applied twice."""
+    """A job's JJ_HOME is its project's jar; no project is applied on top, not even a file's."""
+    personal = jar.root / "home" / ".jobjar"
+    personal.mkdir()
+    (personal / "config.ini").write_text("[Job Jar]\nJJ_PROJECT: beta\n")
     seed = jar.submit("--project", "alpha", "submit_job -i child true")
     jar.start_worker(env={"JJ_PROJECT": "alpha"})
     completed = jar.home / "projects" / "alpha" / "completed"
@@ -65,6 +68,12 @@ def test_a_job_submits_into_its_own_project(jar):
              message="the seed and its child")
     assert seed in os.listdir(completed)
     assert not (jar.home / "projects" / "alpha" / "projects").exists()
+    assert not (jar.home / "projects" / "beta").exists()
+    # the file's project is the default; JJ_PROJECT="" (or set_project("")) is the jar itself
+    plain = jar.submit("true", env={"JJ_PROJECT": ""})
+    assert (jar.home / "unclaimed" / plain).exists()
+    beta = jar.submit("true")
+    assert (jar.home / "projects" / "beta" / "unclaimed" / beta).exists()
 
 
 def test_python_set_project(jar):

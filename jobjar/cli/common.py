@@ -49,6 +49,8 @@ class Parser(argparse.ArgumentParser):
         if parsed.project is not None:
             from ..config import set_parameter
 
+            if not parsed.project:  # the environment's JJ_PROJECT= is "none"; a flag names one
+                self.error("--project: project name must not be empty")
             try:
                 set_parameter("JJ_PROJECT", parsed.project)
             except JobJarError as exc:
