@@ -159,3 +159,12 @@ def test_in_a_team_jar_a_colleague_cannot_swap_the_copy(team):
     assert records.read(team.home / "results" / f"{swapped}.yaml")["status"] == "failed"
     assert not (team.home / "output" / f"{swapped}.out").exists()  # cat never ran
     assert "not the submitter's file" in (team.home / "output" / f"{swapped}.err").read_text()
+
+
+def test_an_array_of_ini_jobs_gets_a_copy_each(jar, project):
+    names = submit_in(jar, project, "--ini", fjd_file(project, 3), "--array", "1-3").split()
+    assert len(names) == 3
+    copies = sorted(os.listdir(jar.home / "ini"))
+    assert copies == sorted(f"{name}.ini" for name in names)
+    for name in names:
+        assert "#JJ --array-index" in (jar.home / "unclaimed" / name).read_text()
