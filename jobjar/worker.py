@@ -384,10 +384,16 @@ class Worker:
             claimed = self.claim()
             if claimed is None:
                 released = self.release_waiting()
-                if not released and self.nothing_to_come():
+                if released or not self.nothing_to_come():
+                    self.sleep()
+                    continue
+                # No hope in waiting/: one more look, for a job another worker released
+                # between our claim and that look (it left waiting/ for our queue).
+                claimed = self.claim()
+                if claimed is None:
+                    self.log("stop: exit-when-empty: nothing to claim and no waiting job of "
+                             "its categories can become claimable")
                     return
-                self.sleep()
-                continue
             if self.handle_safely(*claimed) != states.WAITING:
                 self.pilot.jobs += 1
             self.release_waiting()
@@ -397,11 +403,7 @@ class Worker:
         if not self.pilot.limits.exit_when_empty:
             return False
         mine = [c for c, _ in self.views]
-        if pilot.waiting_hope(self.jar, mine, self.log) is not None:
-            return False
-        self.log("stop: exit-when-empty: nothing to claim and no waiting job of its "
-                 "categories can become claimable")
-        return True
+        return pilot.waiting_hope(self.jar, mine, self.log) is None
 
     def release_waiting(self) -> int:
         """Release waiting jobs whose dependencies ended (how many); nothing there may stop us."""
