@@ -403,7 +403,7 @@ class Worker:
         if not self.pilot.limits.exit_when_empty:
             return False
         mine = [c for c, _ in self.views]
-        return pilot.waiting_hope(self.jar, mine, self.log) is None
+        return pilot.waiting_hope(self.jar, mine, self.log, self.pilot.ready_seen) is None
 
     def release_waiting(self) -> int:
         """Release waiting jobs whose dependencies ended (how many); nothing there may stop us."""

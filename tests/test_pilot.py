@@ -94,6 +94,31 @@ def test_a_dependency_that_can_never_finish_does_not_keep_a_pilot(jar):
     assert job.exists()  # left where it was: not the pilot's to decide
 
 
+def test_a_waiting_job_release_cannot_move_keeps_a_pilot_one_look_only(jar):
+    """Its dependencies ended, yet it is still waiting: after two looks it gives no hope."""
+    from jobjar import pilot, records
+    from jobjar.layout import Jar
+
+    home = Jar(jar.home)
+    stuck = jar.path("waiting", "MINE", "stuck")
+    stuck.parent.mkdir(parents=True)
+    stuck.write_text("#!/bin/sh\n#JJ --after dep\ntrue\n")
+    stuck.chmod(0o755)
+    seen: set[str] = set()
+    assert pilot.waiting_hope(home, ["MINE"], None, seen) is None  # dep is nowhere
+    jar.path("results").mkdir()
+    records.write(home.record("dep"), {"name": "dep", "status": "running"})
+    (jar.path("unclaimed")).mkdir()
+    jar.path("unclaimed", "dep").write_text("#!/bin/sh\n")
+    assert pilot.waiting_hope(home, ["MINE"], None, seen) == "stuck"  # dep is queued
+    assert pilot.waiting_hope(home, [None], None, seen) is None  # not its category
+    records.write(home.record("dep"), {"name": "dep", "status": "succeeded"})
+    assert pilot.waiting_hope(home, ["MINE"], None, seen) == "stuck"  # release may move it
+    lines: list[str] = []
+    assert pilot.waiting_hope(home, ["MINE"], lines.append, seen) is None  # it did not
+    assert "stuck" in lines[0]
+
+
 def test_max_jobs(jar):
     names = [jar.submit("-p", str(10 - i), "true") for i in range(5)]
     name, pid = start_pilot(jar, "--max-jobs", "2")
