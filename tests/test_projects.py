@@ -129,3 +129,10 @@ def test_a_project_made_in_a_team_jar_is_the_teams(team):
     out = team.home / "projects" / "shared" / "output" / f"{name}.out"
     wait_for(out.exists, 60, message="ann's job run by bob's project worker")
     assert out.read_text() == "ann\n"
+
+
+def test_every_command_takes_project(jar):
+    from jobjar.cli import COMMANDS
+
+    for command in COMMANDS:
+        assert "--project NAME" in jar.run(command, "--help", check=True).stdout, command
