@@ -25,10 +25,12 @@ job names, priorities, printable text       ``naming.py``
 recovery: recover_worker, recover_jobs      ``recovery.py``
 workers: start_worker, check_workers        ``launch.py``
 the worker loop                             ``worker.py``
+pilot workers (ending by themselves)        ``pilot.py``
 running one job                             ``execute.py``
 claiming a job                              ``claim.py``
 dependencies                                ``depend.py``
 submission                                  ``submit.py``
+fjd's INI job files (``submit_job --ini``)  ``inijob.py``
 ``#JJ`` directives                          ``directives.py``
 finding, cancelling, waiting for jobs       ``jobs.py``, ``find.py``
 live output: where, and following it        ``live.py``
@@ -54,10 +56,10 @@ __version__ = "1.0.0"
 #: read when first needed, so that a function added to it (and to its ``__all__``)
 #: is ``jobjar.NAME`` with no edit here.  Nothing is imported before it is used.
 _PUBLIC: dict[str, tuple[str, ...] | None] = {
-    "submit": ("submit_job", "submit_job_file", "submit_from_file", "unique_job_name",
-               "PartialSubmitError"),
+    "submit": ("submit_job", "submit_job_file", "submit_ini_file", "submit_from_file",
+               "unique_job_name", "PartialSubmitError"),
     "config": ("set_home", "get_home", "set_worker_home", "get_worker_home", "set_pause_time",
-               "get_pause_time", "set_categories", "get_categories"),
+               "get_pause_time", "set_categories", "get_categories", "set_project", "get_project"),
     "control": None,
     "launch": ("start_worker", "check_workers"),
     "fleet": ("hire_workers", "install_cron_on_hosts"),

@@ -43,6 +43,14 @@ CONTROL_FILES = WORKER_CONTROLS + GLOBAL_CONTROLS
 #: ``--from-file`` submission, one name a line (``submit.new_batch``).
 BATCHES = "batches"
 
+#: The directory of a jar that holds its projects: ``projects/NAME`` is a jar of its own
+#: (``JJ_PROJECT``, ``--project``), with its workers in ``projects/NAME/workers``.
+PROJECTS = "projects"
+
+#: Copies of fjd-style INI job files (``submit_job --ini``): ``ini/NAME.ini``, kept as
+#: long as job NAME's file; its job runs ``EXECUTABLE "$JJ_HOME/ini/$JJ_JOB_NAME.ini"``.
+INI_COPIES = "ini"
+
 #: Files and directories inside one worker directory.
 WORKER_INFO = "info.yaml"
 WORKER_HEARTBEAT = "heartbeat"
@@ -105,6 +113,8 @@ class Jar:
         """
         from .files import make_dir
 
+        if self.home.parent.name == PROJECTS and os.path.isdir(self.home.parent.parent):
+            make_dir(self.home)  # a project: projects/ and NAME take the jar's bits
         os.makedirs(self.home, exist_ok=True)
         for name in STATE_DIRS:
             make_dir(getattr(self, name))
@@ -133,6 +143,10 @@ class Jar:
     def batch_file(self, batch: str) -> Path:
         """The manifest of batch ``batch``: the names of its jobs (made on first use)."""
         return self.home / BATCHES / batch
+
+    def ini_copy(self, name: str) -> Path:
+        """The copy of job ``name``'s INI job file (``submit_job --ini``)."""
+        return self.home / INI_COPIES / f"{name}.ini"
 
     def record(self, name: str) -> Path:
         """The result record of a job."""
@@ -225,6 +239,36 @@ class Jar:
     def held_path(self, worker: str, category: str | None, name: str) -> Path:
         """Where worker ``worker`` holds a claimed job: ``job/[CATEGORY/]NAME``."""
         return held_path(self.worker_dir(worker), category, name)
+
+
+def project_home(base: Path, name: str) -> Path:
+    """``base/projects/NAME``, the jar of project ``name`` inside the jar ``base``.
+
+    Whoever may write ``base`` may put a link at ``projects`` or at
+    ``projects/NAME``: it is refused, never followed, or a project's jobs
+    would go to (and its workers take jobs from) a jar of their choosing.
+    """
+    from .errors import ConfigError
+
+    home = Path(base) / PROJECTS / name
+    for path in (home.parent, home):
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            break  # made on first use
+        except OSError as exc:
+            raise ConfigError(f"project {name}: cannot use {path}: {exc.strerror}") from None
+        if not stat.S_ISDIR(mode):
+            raise ConfigError(f"project {name}: {path} is not a directory (a link or a file "
+                              "someone put there is never followed): remove it")
+    return home
+
+
+def projects(base: Path) -> list[str]:
+    """The projects of the jar ``base``: the real directories of ``projects/``."""
+    if not os.path.isdir(Path(base) / PROJECTS) or os.path.islink(Path(base) / PROJECTS):
+        return []
+    return subdirs(Path(base) / PROJECTS)
 
 
 def subdirs(path: Path | str) -> list[str]:

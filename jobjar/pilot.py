@@ -80,6 +80,8 @@ def limits(exit_when_empty: bool = False, max_jobs: int | str | None = None,
             time_limit = seconds(max_time, MAX_OPTION_SECONDS)
         except ValueError as exc:
             raise JobJarError(f"--max-time {exc}, not {max_time!r}") from None
+        if time_limit == 0:
+            raise JobJarError("--max-time must be longer than 0 s")
     return Limits(bool(exit_when_empty), jobs, time_limit)
 
 
@@ -109,6 +111,7 @@ class Pilot:
         self.limits = limits
         self.jobs = 0
         self.deadline = None if limits.max_time is None else time.monotonic() + limits.max_time
+        self.ready_seen: set[str] = set()  # waiting jobs seen releasable (``waiting_hope``)
 
     def left(self) -> float | None:
         """Seconds until ``max_time`` (``None``: no limit)."""
@@ -145,7 +148,8 @@ class Pilot:
 
 
 def waiting_hope(jar: Jar, categories: list[str | None],
-                 log: Callable[[str], None] | None = None) -> str | None:
+                 log: Callable[[str], None] | None = None,
+                 ready_seen: set[str] | None = None) -> str | None:
     """A job waiting for one of ``categories`` that may still become claimable, or ``None``.
 
     (``None`` in ``categories``: uncategorized jobs.)  A waiting job may
@@ -154,21 +158,44 @@ def waiting_hope(jar: Jar, categories: list[str | None],
     on jobs that can (followed through ``waiting/``).  A dependency that is
     nowhere in the jar (a hand-made name, a job whose files were removed)
     can never finish: such a waiting job keeps no pilot alive, and ``log``
-    says so once per call.
+    says so once per call.  A job whose dependencies have all ended should
+    have been released by the worker's last look; one seen so twice in a
+    row (``ready_seen``, kept by the caller) is one release cannot move (a
+    queue it may not enter): it keeps no pilot alive either.
     """
     wanted = set(categories)
     hopeless: list[str] = []
     memo: dict[str, bool] = {}
+    ready_seen = set() if ready_seen is None else ready_seen
+    ready_now = set()
     for category, path in jobs_in(jar.waiting):
         if category not in wanted:
             continue
         if _can_start(jar, path, memo, set()):
-            return path.name
+            if not _settled(jar, path):
+                return path.name
+            ready_now.add(path.name)
+            if path.name not in ready_seen:
+                ready_seen.add(path.name)
+                return path.name
         hopeless.append(path.name)
+    ready_seen &= ready_now
     if hopeless and log:
         shown = ", ".join(hopeless[:3]) + (f" and {len(hopeless) - 3} more" if hopeless[3:] else "")
-        log(f"waiting jobs that can never start (a dependency is nowhere in the jar): {shown}")
+        log(f"waiting jobs that can never start (a dependency that is nowhere in the jar, "
+            f"or a release that keeps failing): {shown}")
     return None
+
+
+def _settled(jar: Jar, path: Path) -> bool:
+    """Have all the dependencies of the waiting job at ``path`` ended?"""
+    from .depend import read_directives
+
+    try:
+        deps = read_directives(path).dependencies
+    except Exception:
+        return False
+    return all(records.status_of(jar.record(dep)) in states.FINAL for dep in deps)
 
 
 def _can_start(jar: Jar, path: Path, memo: dict[str, bool], seen: set[str]) -> bool:

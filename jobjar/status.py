@@ -22,6 +22,7 @@ from pathlib import Path
 from . import records, states
 from .config import load
 from .control import is_paused, is_stopped
+from .errors import JobJarError
 from .find import running_jobs
 from .layout import GLOBAL_CONTROLS, WORKER_EXITED, Jar, held_job
 from .liveness import heartbeat_age, is_alive_here, read_info, reading_now
@@ -295,13 +296,39 @@ def _now(jar: Jar) -> float:
         return time.time()
 
 
-def system_status() -> dict:
-    """The whole status as a dict (the schema is in ``docs/operating.md``)."""
+def project_counts(config) -> dict[str, dict]:
+    """Each project of the jar (``layout.projects``): its jar and its jobs per state.
+
+    The jar is the one the settings select without ``JJ_PROJECT``; a job
+    counts as running when its worker's ``claimed/`` link names it.
+    """
+    from .layout import project_home, projects
+
+    base = config.home.parent.parent if config.project else config.home
+    found = {}
+    for name in projects(base):
+        try:
+            home = project_home(base, name)
+        except JobJarError:  # replaced by something else meanwhile
+            continue
+        jar = Jar(home, home / "workers")
+        unreadable = Unreadable(jar)
+        jobs = {state: count(jar, state, unreadable) for state in states.STATES
+                if state != states.RUNNING}
+        jobs[states.RUNNING] = len(running_jobs(jar))
+        found[name] = {"jar": str(home), "jobs": {s: jobs[s] for s in states.SHOWN},
+                       "unreadable": sorted(unreadable)}
+    return found
+
+
+def system_status(all_projects: bool = False) -> dict:
+    """The whole status as a dict (the schema is in ``docs/operating.md``).
+
+    ``all_projects``: also ``projects``, each project's counts (``project_counts``).
+    """
     config = load()
     jar = Jar.from_config(config)
     if not jar.home.is_dir():  # a mistyped JJ_HOME must not look like an empty jar
-        from .errors import JobJarError
-
         raise JobJarError(f"no jar at {jar.home} (nothing was submitted or started there; "
                           "check JJ_HOME)")
     unreadable = Unreadable(jar)
@@ -323,4 +350,5 @@ def system_status() -> dict:
         "workers": workers, "nodes": nodes(jar, workers, time.time()),
         "stranded": stranded, "recent_failures": failures,
         "unreadable": sorted(unreadable),
+        **({"projects": project_counts(config)} if all_projects else {}),
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from . import directives as jjdir
@@ -199,11 +200,14 @@ def _after_header(content: bytes, limit: int) -> int:
 def write_job(content: bytes, priority: int = 0, id: str | None = None,
               category: str | None = None, opts: jjdir.Directives | None = None,
               jar: Jar | None = None, waits: bool | None = None,
-              config: Config | None = None) -> str:
+              config: Config | None = None,
+              attach: Callable[[Jar, str], Path] | None = None) -> str:
     """Write ``content`` as a new job and submit it; return its name.
 
     A job with dependencies (``waits``; by default, whether ``opts`` has
-    any) goes to ``waiting/`` instead of the unclaimed jar.
+    any) goes to ``waiting/`` instead of the unclaimed jar.  ``attach``
+    writes a file the job needs (an INI copy) before the job is written,
+    given its name; it is removed again if the submission fails.
     """
     config = config or load()
     jar = jar or Jar.from_config(config)
@@ -217,14 +221,29 @@ def write_job(content: bytes, priority: int = 0, id: str | None = None,
         waits = bool(opts and opts.dependencies)
     target_dir = jar.waiting_dir(category) if waits else jar.queue_dir(category)
     limbo_path = jar.limbo / name
-    _write_limbo(jar, limbo_path, content)
-    faults.hit("submit-after-limbo")
+    companion = _attach(attach, jar, name) if attach else None
     try:
-        files.rename_into(limbo_path, target_dir / name)  # a new category: its parent's mode
-    except OSError as exc:
-        _discard(limbo_path)
-        raise SubmitError(f"cannot submit into {target_dir}: {exc.strerror}") from None
+        _write_limbo(jar, limbo_path, content)
+        faults.hit("submit-after-limbo")
+        try:
+            files.rename_into(limbo_path, target_dir / name)  # a new category: its parent's mode
+        except OSError as exc:
+            _discard(limbo_path)
+            raise SubmitError(f"cannot submit into {target_dir}: {exc.strerror}") from None
+    except SubmitError:
+        if companion is not None:
+            _discard(companion)
+        raise
     return name
+
+
+def _attach(attach: Callable[[Jar, str], Path], jar: Jar, name: str) -> Path:
+    """Write a job's companion file; a failure is a SubmitError (nothing else was written)."""
+    try:
+        return attach(jar, name)
+    except OSError as exc:
+        reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror
+        raise SubmitError(f"cannot write the job's INI copy in {jar.home}: {reason}") from None
 
 
 def _write_limbo(jar: Jar, path: Path, content: bytes) -> None:
@@ -313,13 +332,39 @@ def submit_job_file(path: str | os.PathLike, priority: int = 0, id: str | None =
                         waits, config)
 
 
+def submit_ini_file(path: str | os.PathLike, priority: int = 0, id: str | None = None,
+                    category: str | None = None, *, array: str | None = None,
+                    **options) -> str | list[str]:
+    """Submit an fjd-style INI job file; return the job's name (``inijob``).
+
+    The file needs a ``[control]`` section with an ``executable``; a copy is
+    kept in the jar (``ini/NAME.ini``) and the job runs ``EXECUTABLE COPY``,
+    in the submitter's directory if ``[control]`` says ``workdir: submit``.
+    """
+    from . import inijob
+
+    config = load()
+    jar = Jar.from_config(config)
+    opts = _options(jar, options)
+    job = inijob.read(path)
+    owner = os.geteuid()
+
+    def attach(jar: Jar, name: str) -> Path:
+        copy = jar.ini_copy(name)
+        inijob.attach(job.data, copy)
+        return copy
+
+    return _submit_each(lambda: job.script(jjdir.render(opts), owner), opts, array, priority,
+                        id, category, jar, config=config, attach=attach)
+
+
 def _submit_each(make, opts: jjdir.Directives, array: str | None, priority, id, category,
-                 jar: Jar, waits: bool | None = None,
-                 config: Config | None = None) -> str | list[str]:
+                 jar: Jar, waits: bool | None = None, config: Config | None = None,
+                 attach: Callable[[Jar, str], Path] | None = None) -> str | list[str]:
     """Submit one job, or one per array index (``make`` builds the file each time)."""
     if array is None:
         return _write_all([make], lambda build: write_job(build(), priority, id, category, opts,
-                                                          jar, waits, config))[0]
+                                                          jar, waits, config, attach))[0]
     indexes, cap = array_spec(array)
     opts.batch = new_batch(jar)
     own_after_any = list(opts.after_any)
@@ -331,7 +376,7 @@ def _submit_each(make, opts: jjdir.Directives, array: str | None, priority, id, 
         chained = cap is not None and position >= cap
         opts.after_any = own_after_any + ([done[position - cap]] if chained else [])
         name = write_job(make(), priority, id, category, opts, jar, True if chained else waits,
-                         config)
+                         config, attach)
         done.append(name)
         return name
 

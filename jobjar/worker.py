@@ -425,20 +425,26 @@ class Worker:
             if self.terminated or self.controls.stopped():
                 self.log("stop" + (" (signal)" if self.terminated else ""))
                 return
-            if self.controls.paused():
-                self.sleep()
-                continue
-            done = self.pilot.done()
+            done = self.pilot.done()  # a pilot's time runs out even while it is paused
             if done:
                 self.log(f"stop: {done}")
                 return
+            if self.controls.paused():
+                self.sleep()
+                continue
             claimed = self.claim()
             if claimed is None:
                 released = self.release_waiting()
-                if not released and self.nothing_to_come():
+                if released or not self.nothing_to_come():
+                    self.sleep()
+                    continue
+                # No hope in waiting/: one more look, for a job another worker released
+                # between our claim and that look (it left waiting/ for our queue).
+                claimed = self.claim()
+                if claimed is None:
+                    self.log("stop: exit-when-empty: nothing to claim and no waiting job of "
+                             "its categories can become claimable")
                     return
-                self.sleep()
-                continue
             if self.handle_safely(*claimed) != states.WAITING:
                 self.pilot.jobs += 1
             self.release_waiting()
@@ -448,11 +454,7 @@ class Worker:
         if not self.pilot.limits.exit_when_empty:
             return False
         mine = [c for c, _ in self.views]
-        if pilot.waiting_hope(self.jar, mine, self.log) is not None:
-            return False
-        self.log("stop: exit-when-empty: nothing to claim and no waiting job of its "
-                 "categories can become claimable")
-        return True
+        return pilot.waiting_hope(self.jar, mine, self.log, self.pilot.ready_seen) is None
 
     def release_waiting(self) -> int:
         """Release waiting jobs whose dependencies ended (how many); nothing there may stop us."""
@@ -976,6 +978,7 @@ class Worker:
                    JJ_NODE=self.config.node, JJ_CATEGORY=current.category or "",
                    JJ_PRIORITY=str(record["priority"]), JJ_ATTEMPT=str(record["attempt"]),
                    JJ_WORKER=self.name)
+        env["JJ_PROJECT"] = ""  # JJ_HOME is the project's jar already: none on top, not a file's
         if opts.array_index is not None:
             env["JJ_ARRAY_INDEX"] = str(opts.array_index)
         else:

@@ -94,6 +94,31 @@ def test_a_dependency_that_can_never_finish_does_not_keep_a_pilot(jar):
     assert job.exists()  # left where it was: not the pilot's to decide
 
 
+def test_a_waiting_job_release_cannot_move_keeps_a_pilot_one_look_only(jar):
+    """Its dependencies ended, yet it is still waiting: after two looks it gives no hope."""
+    from jobjar import pilot, records
+    from jobjar.layout import Jar
+
+    home = Jar(jar.home)
+    stuck = jar.path("waiting", "MINE", "stuck")
+    stuck.parent.mkdir(parents=True)
+    stuck.write_text("#!/bin/sh\n#JJ --after dep\ntrue\n")
+    stuck.chmod(0o755)
+    seen: set[str] = set()
+    assert pilot.waiting_hope(home, ["MINE"], None, seen) is None  # dep is nowhere
+    jar.path("results").mkdir()
+    records.write(home.record("dep"), {"name": "dep", "status": "running"})
+    (jar.path("unclaimed")).mkdir()
+    jar.path("unclaimed", "dep").write_text("#!/bin/sh\n")
+    assert pilot.waiting_hope(home, ["MINE"], None, seen) == "stuck"  # dep is queued
+    assert pilot.waiting_hope(home, [None], None, seen) is None  # not its category
+    records.write(home.record("dep"), {"name": "dep", "status": "succeeded"})
+    assert pilot.waiting_hope(home, ["MINE"], None, seen) == "stuck"  # release may move it
+    lines: list[str] = []
+    assert pilot.waiting_hope(home, ["MINE"], lines.append, seen) is None  # it did not
+    assert "stuck" in lines[0]
+
+
 def test_max_jobs(jar):
     names = [jar.submit("-p", str(10 - i), "true") for i in range(5)]
     name, pid = start_pilot(jar, "--max-jobs", "2")
@@ -122,6 +147,22 @@ def test_max_time_ends_an_idle_pilot(jar):
     assert "stop: max-time: 2 s are up" in log
 
 
+def test_max_time_ends_a_paused_pilot_and_exit_when_empty_waits_while_paused(jar):
+    jar.workers_dir.mkdir(parents=True)
+    (jar.workers_dir / "PAUSE_ALL").touch()
+    timed, timed_pid = start_pilot(jar, "--exit-when-empty", "--max-time", "3s")
+    assert "stop: max-time" in ended(jar, timed, timed_pid, timeout=30)
+    # exit-when-empty alone: a paused pilot is told to wait, not to leave
+    name, pid = start_pilot(jar, "--exit-when-empty")
+    job = jar.submit("true")
+    log = jar.workers_dir / name / "log"
+    wait_for(lambda: "start" in log.read_text())
+    assert pid_alive(pid) and jar.completed() == []
+    (jar.workers_dir / "PAUSE_ALL").unlink()
+    assert "stop: exit-when-empty" in ended(jar, name, pid)
+    assert jar.completed() == [job]
+
+
 def test_pilot_killed_mid_job_leaves_it_to_be_requeued(jar):
     """SIGTERM, then SIGKILL, as a scheduler ends an allocation: the job is put back."""
     marker = jar.root / "first-attempt"
@@ -146,6 +187,7 @@ def test_pilot_killed_mid_job_leaves_it_to_be_requeued(jar):
     (["--max-jobs", "two"], ["--max-jobs"]),
     (["--max-time", "5x"], ["--max-time", "duration"]),
     (["--max-time", "-1"], ["--max-time"]),
+    (["--max-time", "0s"], ["--max-time", "longer than 0"]),
 ])
 def test_bad_limits_are_one_line(jar, args, words):
     one_line_error(jar.run("start_worker", *args), *words, status=1)
@@ -181,3 +223,13 @@ def test_check_workers_starts_pilots(jar):
     for worker, pid in zip(started, pids):
         assert "stop: exit-when-empty" in ended(jar, worker, pid)
     assert sorted(jar.completed()) == sorted(names)
+
+
+def test_a_foreground_pilot_returns_when_done(jar):
+    """``srun start_worker --foreground --exit-when-empty``: the command itself ends."""
+    names = [jar.submit("true") for _ in range(2)]
+    result = jar.run("start_worker", "--foreground", "--exit-when-empty", "--max-jobs", "5",
+                     check=True, timeout=120)
+    worker = result.stdout.strip()
+    assert sorted(jar.completed()) == sorted(names)
+    assert "stop: exit-when-empty" in (jar.workers_dir / worker / "log").read_text()

@@ -46,7 +46,12 @@ def seconds(option: str, text: str | None) -> float | None:
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line and exit status 2."""
+    """An argument parser whose errors are one line and exit status 2.
+
+    Every command takes ``--project NAME`` here, in one place: it sets
+    ``JJ_PROJECT`` for this run (and for the workers it starts), so the
+    command works on the jar ``projects/NAME`` inside the usual one.
+    """
 
     def __init__(self, prog: str, description: str, example: str) -> None:
         super().__init__(prog=prog, description=description, epilog="example:\n  " + example,
@@ -54,12 +59,26 @@ class Parser(argparse.ArgumentParser):
         self.add_argument("--version", action=_Version, nargs=0,
                           help="print the version of Job Jar and exit")
 
+        self.add_argument("--project", metavar="NAME",
+                          help="use the project's own jar, projects/NAME (else JJ_PROJECT)")
+
+
     def parse_args(self, args=None, namespace=None):  # noqa: D102 - argparse API
         if "_ARGCOMPLETE" in os.environ:  # a shell asks for completions: only then load them
             from .complete import complete
 
             complete(self)
-        return super().parse_args(args, namespace)
+        parsed = super().parse_args(args, namespace)
+        if parsed.project is not None:
+            from ..config import set_parameter
+
+            if not parsed.project:  # the environment's JJ_PROJECT= is "none"; a flag names one
+                self.error("--project: project name must not be empty")
+            try:
+                set_parameter("JJ_PROJECT", parsed.project)
+            except JobJarError as exc:
+                self.error(f"--project: {printable(exc)}")
+        return parsed
 
     def error(self, message: str) -> None:  # noqa: D102 - argparse API
         sys.stderr.write(f"{self.prog}: error: {message} (try --help)\n")

@@ -46,6 +46,11 @@ def render(status: dict) -> str:
     if status["recent_failures"]:
         lines.append("recent failures:")
         lines.extend(_failure_line(record) for record in status["recent_failures"])
+    if "projects" in status:
+        lines.append(f"projects: {len(status['projects'])}")
+        for name, project in sorted(status["projects"].items()):
+            counts = ", ".join(f"{n} {state}" for state, n in project["jobs"].items())
+            lines.append(f"  {printable(name)}: {counts}")
     return "\n".join(lines)
 
 
@@ -130,6 +135,8 @@ def status_main(argv: list[str] | None = None) -> int:
     form.add_argument("--yaml", action="store_true", help="print YAML")
     form.add_argument("--html", metavar="FILE",
                       help="write the status page (static HTML with plots) to FILE, atomically")
+    p.add_argument("--all-projects", action="store_true",
+                   help="also each project's counts (the jars projects/NAME)")
     args = p.parse_args(argv)
 
     def body() -> int:
@@ -140,7 +147,7 @@ def status_main(argv: list[str] | None = None) -> int:
             return 0
         from ..status import system_status
 
-        status = system_status()
+        status = system_status(all_projects=args.all_projects)
         if args.json:
             import json
 

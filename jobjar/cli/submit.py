@@ -19,6 +19,8 @@ def _parser() -> Parser:
     p.add_argument("-c", "--category", help="category (default: uncategorized)")
     p.add_argument("-i", "--id", help="identifier to put in the job's name")
     p.add_argument("-f", "--file", help="submit a copy of this executable file")
+    p.add_argument("--ini", metavar="FILE", help="submit an fjd job file: an INI file whose "
+                   "[control] executable is run with its copy's path")
     p.add_argument("--from-file", metavar="FILE",
                    help="one job per non-empty line of FILE (- for stdin)")
     p.add_argument("--array", metavar="SPEC",
@@ -69,9 +71,10 @@ def submit_main(argv: list[str] | None = None) -> int:
 
         options = _options(args)
         common = dict(priority=args.priority, id=args.id, category=args.category)
-        sources = sum(bool(x) for x in (args.file, args.from_file, args.command))
+        sources = sum(bool(x) for x in (args.file, args.ini, args.from_file, args.command))
         if sources != 1:
-            raise JobJarError("give exactly one of: a command, -f FILE, or --from-file FILE")
+            raise JobJarError("give exactly one of: a command, -f FILE, --ini FILE, or "
+                              "--from-file FILE")
         try:
             if args.from_file:
                 if args.array:
@@ -79,6 +82,8 @@ def submit_main(argv: list[str] | None = None) -> int:
                 names = submit.submit_from_file(args.from_file, **common, **options)
             elif args.file:
                 names = submit.submit_job_file(args.file, **common, array=args.array, **options)
+            elif args.ini:
+                names = submit.submit_ini_file(args.ini, **common, array=args.array, **options)
             else:
                 names = submit.submit_job(" ".join(args.command), **common, array=args.array,
                                           **options)
