@@ -28,18 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from . import (
-    control,
-    depend,
-    execute,
-    faults,
-    files,
-    liveness,
-    machine,
-    placement,
-    records,
-    states,
-)
+from . import control, depend, execute, faults, files, liveness, machine, placement, records, states
 from . import directives as jjdir
 from .access import may_submit
 from .claim import BLOCKED, QueueView
