@@ -232,7 +232,9 @@ def nodes(jar: Jar, workers: list[dict], now: float,
 
     A node with workers but no usable node file (missing, stale, malformed)
     is listed with ``known`` false and its figures ``None``; so is a node
-    file with no workers behind it, until it goes stale and is dropped.
+    file with no live workers behind it (a retired node's stays listed
+    until someone removes ``nodes/NODE.yaml``: it is the jar's only trace
+    of that node).
     """
     if published is None:
         from . import machine

@@ -70,6 +70,9 @@ def test_missing_stale_and_malformed_node_files_show_as_unknown(jar, tmp_path):
         assert rows[node]["known"] is False and rows[node]["load1"] is None, node
     text = jar.run("system_status", check=True).stdout
     assert text.count("unknown (no fresh node file)") == 5
+    elsewhere = jar.submit("--node", "bad", "--mem", "1G", "true")
+    held = json.loads(jar.run("job_info", "--json", elsewhere, check=True).stdout)["held_back"]
+    assert held.startswith("it is for node bad, which publishes no fresh figures"), held
     # and the worker, which reads none of them for its own gates, still runs jobs
     jar.submit("true")
     jar.wait_completed(1)
