@@ -243,3 +243,17 @@ def test_system_status_names_a_job_too_big_for_every_node(jar, tmp_path):
     assert [j["name"] for j in status_json(jar)["too_big"]] == [big]
     jar.run("cancel_job", big, check=True)
     wait_for(lambda: status_json(jar)["too_big"] == [], 30, message="the cancelled job gone")
+
+
+def test_two_workers_never_run_together_jobs_that_do_not_fit_together(jar, tmp_path):
+    """Four 5G jobs, an 8G node, three idle workers woken at once: one at a time, all run."""
+    env = {**figures(jar, tmp_path, total_kb=8 * GIB, available_kb=8 * GIB), "JJ_NODE": "n1"}
+    for _ in range(3):
+        jar.start_worker(env=env)
+    names = jar.run("submit_job", "--array", "1-4", "--mem", "5G", "sleep 0.3",
+                    check=True).stdout.split()
+    jar.wait_completed(4, timeout=120)
+    spans = sorted((jar.record(n)["started"], jar.record(n)["finished"]) for n in names)
+    assert all(jar.record(n)["status"] == "succeeded" for n in names)
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert end <= start, spans  # ISO times in UTC compare as text
