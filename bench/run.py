@@ -116,6 +116,16 @@ def alive(pid: int) -> bool:
         return False
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a running process has used itself, its children not counted."""
+    try:
+        with open(f"/proc/{pid}/stat") as src:
+            fields = src.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def peak_rss_kib(pid: int) -> int:
     """The peak resident set size of a running process (VmHWM), in KiB."""
     try:
@@ -238,7 +248,8 @@ def job_words(root: Path, tag: str, form: str, n: int) -> tuple[Path, list[list[
 
 def tp_jobjar(root: Path, tag: str, n: int, w: int, rss: list[int],
               extra_env: dict | None = None, job_options: dict | None = None,
-              form: str = "native", how: str = "api") -> float:
+              cpu: list[float] | None = None, form: str = "native",
+              how: str = "api") -> float:
     """Jobs through W workers: ``jobjar.submit_job`` per job (``how="api"``), one
     ``submit_job --from-file`` (``"from-file"``), or one ``submit_job`` process per
     job (``"process"``); from the first submission to the last record."""
@@ -271,6 +282,8 @@ def tp_jobjar(root: Path, tag: str, n: int, w: int, rss: list[int],
         wait_until(lambda: count(completed) >= n, 600, "jobjar jobs", 0.1)
         elapsed = last_record(jar.home / "results") - start
         rss.extend(peak_rss_kib(p) for p in jar.pids)
+        if cpu is not None:  # the workers' own CPU per job (their jobs not counted)
+            cpu.append(sum(cpu_seconds(p) for p in jar.pids) / n)
     finally:
         jar.stop_workers()
     check_touched(outdir, n, "jobjar")
@@ -438,13 +451,17 @@ def placement(root: Path, n: int, w: int, repeat: int, results: dict) -> None:
     variants = {"off": ({}, {}), "gates on": (PLACEMENT_ENV, {}),
                 "gates on, jobs ask --mem --cpus": (PLACEMENT_ENV, PLACEMENT_ASKS)}
     times: dict[str, list[float]] = {v: [] for v in variants}
+    cpu: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(repeat):
         for i, (variant, (env, options)) in enumerate(variants.items()):
             say(f"placement {variant} run {r + 1}/{repeat}")
-            times[variant].append(tp_jobjar(root, f"place-{i}-{r}", n, w, [], env, options))
-            say(f"  {n / times[variant][-1]:,.0f} jobs/s")
+            times[variant].append(tp_jobjar(root, f"place-{i}-{r}", n, w, [], env, options,
+                                            cpu[variant]))
+            say(f"  {n / times[variant][-1]:,.0f} jobs/s, worker CPU "
+                f"{cpu[variant][-1] * 1000:.2f} ms/job")
     results["placement"] = {"rates": {v: n / statistics.median(t) for v, t in times.items()},
-                            "runs": {v: [n / x for x in t] for v, t in times.items()}}
+                            "runs": {v: [n / x for x in t] for v, t in times.items()},
+                            "cpu": {v: statistics.median(c) for v, c in cpu.items()}}
 
 
 # -- 2. depth ---------------------------------------------------------------------
@@ -830,9 +847,11 @@ def table(results: dict, args) -> list[str]:
             runs = ", ".join(f"{x:,.0f}" for x in pl["runs"][variant])
             cost = 1 - rate / off
             ok = None if variant == "off" else cost <= 0.10
+            cpu = pl["cpu"][variant] * 1000
             rows.append(f"| throughput, placement {variant} ({args.jobs} jobs, {args.workers} "
                         f"workers) | {rate:,.0f} jobs/s"
-                        f"{'' if ok is None else f' = {cost * 100:+.1f} % cost'} (runs: {runs}) "
+                        f"{'' if ok is None else f' = {cost * 100:+.1f} % cost'} (runs: {runs}); "
+                        f"worker CPU {cpu:.2f} ms/job "
                         f"| {TARGETS['placement'] if ok is not None else ''} | {verdict(ok)} |")
     if results.get("rss_kib"):
         mib = results["rss_kib"] / 1024

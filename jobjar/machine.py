@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 #: A node file older than this (seconds, by the reader's clock) is unknown: the
 #: default heartbeat is 30 s, so four missed beats, with room for clock skew.
 STALE_AFTER = 120.0
+#: How many jobs a node names as too big for it (``Machine.too_big``).
+MAX_TOO_BIG = 20
 #: Largest plausible figures; anything beyond is a forged or broken file.
 MAX_CPUS = 1 << 20
 MAX_KB = 1 << 50
@@ -46,6 +48,10 @@ class Machine:
     ``max_load`` and ``min_free_memory_kb`` are the node's own placement
     settings (``None``: that gate is off there), published so that
     ``job_info`` on another node can say which rule holds a job back.
+    ``too_big`` names (``NAME`` or ``CATEGORY/NAME``) up to ``MAX_TOO_BIG``
+    queued jobs the node's worker found too big for it, so that
+    ``system_status`` can name the jobs too big for every node without
+    reading every queued job.
     """
 
     node: str
@@ -58,6 +64,7 @@ class Machine:
     mem_available_kb: int
     max_load: float | None = None
     min_free_memory_kb: int | None = None
+    too_big: tuple[str, ...] = ()
 
     @property
     def load_per_cpu(self) -> float:
@@ -69,7 +76,8 @@ class Machine:
         return {"node": self.node, "time": round(self.time, 3), "cpus": self.cpus,
                 "load1": self.load1, "load5": self.load5, "load15": self.load15,
                 "mem_total_kb": self.mem_total_kb, "mem_available_kb": self.mem_available_kb,
-                "max_load": self.max_load, "min_free_memory_kb": self.min_free_memory_kb}
+                "max_load": self.max_load, "min_free_memory_kb": self.min_free_memory_kb,
+                "too_big": list(self.too_big)}
 
 
 def _read_small(path: str) -> str:
@@ -186,11 +194,15 @@ def from_record(node: str, record: object, now: float | None = None,
         return None
     max_load = record.get("max_load")
     min_free = record.get("min_free_memory_kb")
+    too_big = record.get("too_big")
+    if not isinstance(too_big, list) or len(too_big) > MAX_TOO_BIG \
+            or not all(isinstance(n, str) for n in too_big):
+        too_big = []
     return Machine(node=node, time=when, cpus=cpus, load1=loads[0], load5=loads[1],
                    load15=loads[2], mem_total_kb=total, mem_available_kb=min(available, total),
                    max_load=_number(max_load, 0, MAX_LOAD) if max_load is not None else None,
                    min_free_memory_kb=_integer(min_free, 0, MAX_KB)
-                   if min_free is not None else None)
+                   if min_free is not None else None, too_big=tuple(too_big))
 
 
 def read_all(jar: Jar, now: float | None = None) -> dict[str, Machine | None]:

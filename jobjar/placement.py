@@ -102,7 +102,9 @@ def size_text(kb: int) -> str:
         if value < 1024:
             break
         value, unit = value / 1024, bigger
-    return f"{value:.1f}{unit}" if value < 10 and unit != "K" else f"{value:.0f}{unit}"
+    if value < 10 and unit != "K" and not value.is_integer():
+        return f"{value:.1f}{unit}"
+    return f"{value:.0f}{unit}"
 
 
 # -- the worker's rules --------------------------------------------------------------------

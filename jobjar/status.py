@@ -226,17 +226,21 @@ def worker_states(jar: Jar, node: str, now_fs: float,
 LIVE = ("idle", "working", "paused", "stopping")
 
 
-def nodes(jar: Jar, workers: list[dict], now: float) -> list[dict]:
+def nodes(jar: Jar, workers: list[dict], now: float,
+          published: dict | None = None) -> list[dict]:
     """One row per node: its workers and running jobs (counted from the workers' states)
     and what it last published of itself (``machine.read_all``).
 
     A node with workers but no usable node file (missing, stale, malformed)
     is listed with ``known`` false and its figures ``None``; so is a node
-    file with no workers behind it, until it goes stale and is dropped.
+    file with no live workers behind it (a retired node's stays listed
+    until someone removes ``nodes/NODE.yaml``: it is the jar's only trace
+    of that node).
     """
-    from . import machine
+    if published is None:
+        from . import machine
 
-    published = machine.read_all(jar, now)
+        published = machine.read_all(jar, now)
     names = set(published) | {w["node"] for w in workers if w["state"] in LIVE}
     rows = []
     for node in sorted(names):
@@ -254,6 +258,40 @@ def nodes(jar: Jar, workers: list[dict], now: float) -> list[dict]:
                        load_per_cpu=round(figures.load_per_cpu, 2))
         rows.append(row)
     return rows
+
+
+def too_big(jar: Jar, published: dict) -> list[dict]:
+    """Queued jobs too big for every known node: ``{name, category, reason}``.
+
+    Not every queued job is read (a jar may hold 100,000): only those the
+    nodes name in their files as too big for them (at most
+    ``machine.MAX_TOO_BIG`` each), each checked again here against every
+    known node (``placement.held_back``).  A name from a file is used only
+    if it is a plain job name in a plain category of the queue.
+    """
+    from .depend import read_head
+    from .directives import check_job_name, parse
+    from .naming import check_word
+    from .placement import held_back
+
+    found, seen = [], set()
+    for figures in published.values():
+        for entry in figures.too_big if figures is not None else ():
+            if entry in seen:
+                continue
+            seen.add(entry)
+            category, _, name = entry.rpartition("/")
+            try:
+                if category:
+                    check_word("category", category)
+                check_job_name(name)
+                path = jar.queue_dir(category or None) / name
+                reason = held_back(jar, parse(read_head(path)))
+            except Exception:  # gone, claimed, malformed, not a name: not listed
+                continue
+            if reason and reason.startswith("too big"):
+                found.append({"name": name, "category": category or None, "reason": reason})
+    return found
 
 
 def _round(value: float | None) -> float | None:
@@ -341,14 +379,17 @@ def system_status(all_projects: bool = False) -> dict:
     jobs = {state: summaries[state] if state in summaries else count(jar, state, unreadable)
             for state in states.STATES}  # any other state: how many jobs it holds
     jobs["hidden"] = hidden(jar, dots, now_fs)
+    from .machine import read_all
+
+    published = read_all(jar)
     return {
         "jar": str(jar.home), "worker_home": str(jar.worker_home), "node": config.node,
         "time": records.utc_iso(time.time()),
         "control": {name.lower(): os.path.exists(jar.worker_home / name)
                     for name in GLOBAL_CONTROLS},
         "jobs": jobs,
-        "workers": workers, "nodes": nodes(jar, workers, time.time()),
-        "stranded": stranded, "recent_failures": failures,
+        "workers": workers, "nodes": nodes(jar, workers, time.time(), published),
+        "too_big": too_big(jar, published), "stranded": stranded, "recent_failures": failures,
         "unreadable": sorted(unreadable),
         **({"projects": project_counts(config)} if all_projects else {}),
     }

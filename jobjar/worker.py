@@ -162,6 +162,7 @@ class Worker:
         self.measured_at = float("-inf")
         self.prefetched: tuple[Path, jjdir.Directives] | None = None  # read at the claim
         self.left: dict[str, str] = {}  # jobs given back (placement): name -> why, logged once
+        self.too_big: dict[str, None] = {}  # [CAT/]NAME found too big for this node, newest last
 
     # -- set-up and shut-down ------------------------------------------------
 
@@ -334,6 +335,7 @@ class Worker:
             figures = machine.measure(self.config.node)
             figures.max_load = self.config.max_load  # published, for job_info elsewhere
             figures.min_free_memory_kb = self.config.min_free_memory
+            figures.too_big = tuple(self.too_big)
             self.figures, self.measured_at = figures, now
         return self.figures
 
@@ -489,7 +491,7 @@ class Worker:
                 self.report(str(view.path), view.problem)
                 if path is None:
                     break
-                if self.place(view, path):
+                if self.place(category, view, path):
                     return category, path
         return None
 
@@ -511,7 +513,7 @@ class Worker:
             self.reported["gate"] = rule
         return why is not None
 
-    def place(self, view: QueueView, path: Path) -> bool:
+    def place(self, category: str | None, view: QueueView, path: Path) -> bool:
         """Placement rule 2 for a job just claimed: True to run it here.
 
         Its directives are read now (and kept for ``read_directives``).  A
@@ -542,6 +544,11 @@ class Worker:
             return True
         self.prefetched = None
         view.defer(path.name, placement.defer_for(kind))
+        if kind == placement.TOO_BIG:  # published with the node's figures (system_status)
+            self.too_big.pop(_queued_as(category, path.name), None)
+            self.too_big[_queued_as(category, path.name)] = None
+            while len(self.too_big) > machine.MAX_TOO_BIG:
+                del self.too_big[next(iter(self.too_big))]
         if self.left.get(path.name) != kind:
             if len(self.left) > 10000:
                 self.left.clear()
@@ -1052,6 +1059,11 @@ class Worker:
 
 #: ``scratch/`` is opened as a directory, never through a link.
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _queued_as(category: str | None, name: str) -> str:
+    """``CATEGORY/NAME`` or ``NAME``: a queued job as a node file names it."""
+    return f"{category}/{name}" if category else name
 
 
 def _own_file(path: str) -> bool:

@@ -50,7 +50,7 @@ def test_node_table_shows_workers_running_jobs_load_and_memory(jar, tmp_path):
     assert row["cpus"] >= 1 and row["load_per_cpu"] == round(1.0 / row["cpus"], 2)
     text = jar.run("system_status", check=True).stdout
     line = next(li for li in text.splitlines() if li.strip().startswith("n1 "))
-    assert line.split()[1:3] == ["2", "1"] and "1.00 0.50 0.25" in line and "6.0G/8.0G" in line
+    assert line.split()[1:3] == ["2", "1"] and "1.00 0.50 0.25" in line and "6G/8G" in line
     jar.run("cancel_job", name, check=True)
 
 
@@ -70,6 +70,9 @@ def test_missing_stale_and_malformed_node_files_show_as_unknown(jar, tmp_path):
         assert rows[node]["known"] is False and rows[node]["load1"] is None, node
     text = jar.run("system_status", check=True).stdout
     assert text.count("unknown (no fresh node file)") == 5
+    elsewhere = jar.submit("--node", "bad", "--mem", "1G", "true")
+    held = json.loads(jar.run("job_info", "--json", elsewhere, check=True).stdout)["held_back"]
+    assert held.startswith("it is for node bad, which publishes no fresh figures"), held
     # and the worker, which reads none of them for its own gates, still runs jobs
     jar.submit("true")
     jar.wait_completed(1)
@@ -91,7 +94,7 @@ def test_a_job_asking_more_memory_than_the_node_has_is_not_claimed_while_a_small
     worker = jar.start_worker(env={**figures(jar, tmp_path, total_kb=8 * GIB), "JJ_NODE": "n1"})
     jar.wait_completed(1)
     assert jar.completed() == [small]
-    wait_for(lambda: f"leave {big}: it asks for 16G of memory; this node has 8.0G" in
+    wait_for(lambda: f"leave {big}: it asks for 16G of memory; this node has 8G" in
              worker_log(jar, worker), 30, message="the worker's reason in its log")
     # given back by one rename: same name, same mtime (same place in the queue), no record
     assert os.lstat(path).st_mtime_ns == before and jar.record(big) is None
@@ -121,7 +124,7 @@ def test_memory_taken_by_a_running_job_is_counted_until_it_ends(jar, tmp_path):
     one, two = jar.start_worker(env=env), jar.start_worker(env=env)
     jar.wait_completed(1)
     assert jar.completed() == [small]
-    wait_for(lambda: "free on this node: 3.0G of memory" in worker_log(jar, one)
+    wait_for(lambda: "free on this node: 3G of memory" in worker_log(jar, one)
              + worker_log(jar, two), 30, message="the second job left for want of memory")
     assert second in os.listdir(jar.path("unclaimed"))
     held = json.loads(jar.run("job_info", "--json", second, check=True).stdout)["held_back"]
@@ -183,7 +186,7 @@ def test_the_memory_gate_holds_claims_while_memory_is_short(jar, tmp_path):
            "JJ_MIN_FREE_MEMORY": "2G"}
     worker = jar.start_worker(env=env)
     jar.submit("true")
-    wait_for(lambda: "claiming nothing: available memory 1.0G is below JJ_MIN_FREE_MEMORY 2.0G"
+    wait_for(lambda: "claiming nothing: available memory 1G is below JJ_MIN_FREE_MEMORY 2G"
              in worker_log(jar, worker), 30, message="the gate in the worker's log")
     assert jar.completed() == []
     (tmp_path / "meminfo").write_text(meminfo(8 * GIB, 3 * GIB))
@@ -223,3 +226,34 @@ def test_a_bad_placement_directive_fails_that_job_not_the_worker(jar, tmp_path):
     assert "--cpus" in jar.record("bad-cpus")["reason"]
     jar.submit("true")
     jar.wait_completed(3)
+
+
+def test_system_status_names_a_job_too_big_for_every_node(jar, tmp_path):
+    big = jar.submit("-c", "LINUX", "--mem", "1T", "true")
+    jar.start_worker("LINUX", env={**figures(jar, tmp_path), "JJ_NODE": "n1"})
+    row = wait_for(lambda: (s := status_json(jar)) and s["too_big"] and s, 30,
+                   message="the too-big job in the status")
+    assert [(j["name"], j["category"]) for j in row["too_big"]] == [(big, "LINUX")]
+    assert row["too_big"][0]["reason"].startswith("too big: it asks for 1T of memory")
+    assert f"TOO BIG: {big}: too big" in jar.run("system_status", check=True).stdout
+    # a forged entry naming a path outside the queue is not followed, nor listed
+    forged = machine.Machine("forger", time.time(), 1, 0, 0, 0, 1000, 1000,
+                             too_big=("../../etc/passwd", "../results/x", big))
+    machine.publish(Jar(jar.home), forged)
+    assert [j["name"] for j in status_json(jar)["too_big"]] == [big]
+    jar.run("cancel_job", big, check=True)
+    wait_for(lambda: status_json(jar)["too_big"] == [], 30, message="the cancelled job gone")
+
+
+def test_two_workers_never_run_together_jobs_that_do_not_fit_together(jar, tmp_path):
+    """Four 5G jobs, an 8G node, three idle workers woken at once: one at a time, all run."""
+    env = {**figures(jar, tmp_path, total_kb=8 * GIB, available_kb=8 * GIB), "JJ_NODE": "n1"}
+    for _ in range(3):
+        jar.start_worker(env=env)
+    names = jar.run("submit_job", "--array", "1-4", "--mem", "5G", "sleep 0.3",
+                    check=True).stdout.split()
+    jar.wait_completed(4, timeout=120)
+    spans = sorted((jar.record(n)["started"], jar.record(n)["finished"]) for n in names)
+    assert all(jar.record(n)["status"] == "succeeded" for n in names)
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert end <= start, spans  # ISO times in UTC compare as text

@@ -34,6 +34,8 @@ def render(status: dict) -> str:
     lines.append(f"workers: {len(status['workers'])}")
     lines.extend(_worker_line(worker) for worker in status["workers"])
     lines.extend(_node_lines(status.get("nodes") or []))
+    for job in status.get("too_big") or []:
+        lines.append(f"  TOO BIG: {printable(job['name'])}: {printable(job['reason'])}")
     for job in status["stranded"]:
         lines.append(f"  STRANDED: {printable(job['job'])} (worker {printable(job['worker'])} "
                      f"{job['worker_state']}; run recover_jobs)")
