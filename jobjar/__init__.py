@@ -33,6 +33,7 @@ submission                                  ``submit.py``
 finding, cancelling, waiting for jobs       ``jobs.py``, ``find.py``
 ``system_status``                           ``status.py``
 control files (STOP, PAUSE, ...)            ``control.py``
+holding a category, daily windows           ``hold.py``
 is a worker alive                           ``liveness.py``
 configuration                               ``config.py``
 cron lines                                  ``cron.py``
@@ -55,6 +56,7 @@ _PUBLIC: dict[str, tuple[str, ...] | None] = {
     "config": ("set_home", "get_home", "set_worker_home", "get_worker_home", "set_pause_time",
                "get_pause_time", "set_categories", "get_categories"),
     "control": None,
+    "hold": None,
     "launch": ("start_worker", "check_workers"),
     "recovery": ("recover_jobs",),
     "status": ("system_status",),

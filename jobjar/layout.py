@@ -38,6 +38,11 @@ STOP_ALL, PAUSE_ALL = global_control(STOP), global_control(PAUSE)
 GLOBAL_CONTROLS = tuple(global_control(name) for name in WORKER_CONTROLS)
 CONTROL_FILES = WORKER_CONTROLS + GLOBAL_CONTROLS
 
+#: Category holds (``hold_category``): ``$JJ_WORKER_HOME/held/CATEGORY``, one file per
+#: held category, empty (held) or holding one daily window ``HH:MM-HH:MM`` (claimed only
+#: inside it).  Beside ``STOP_ALL`` because whoever may stop the workers may hold a queue.
+HOLDS = "held"
+
 #: Files and directories inside one worker directory.
 WORKER_INFO = "info.yaml"
 WORKER_HEARTBEAT = "heartbeat"
@@ -169,6 +174,14 @@ class Jar:
     def check_lock(self, node: str) -> Path:
         """The file ``check_workers`` locks while it counts and starts a node's workers."""
         return self.worker_home / f".check.{node}.lock"
+
+    def holds(self) -> Path:
+        """The directory of category holds: ``$JJ_WORKER_HOME/held/`` (not a worker: no dot)."""
+        return self.worker_home / HOLDS
+
+    def hold_file(self, category: str) -> Path:
+        """The file whose presence holds ``category``: ``held/CATEGORY``."""
+        return self.worker_home / HOLDS / category
 
     def worker_dir(self, worker: str) -> Path:
         """The directory of worker ``node.pid``."""

@@ -34,6 +34,7 @@ from .access import may_submit
 from .claim import BLOCKED, QueueView
 from .config import Config, load
 from .errors import JobJarError
+from .hold import Holds
 from .layout import (
     CONTROL_FILES,
     SPARE_SCRATCH,
@@ -124,6 +125,7 @@ class Worker:
         self.log_file = None
         self.base_env = job_search_path()
         self.controls = control.WorkerControls(self.jar, self.dir)
+        self.holds = Holds(self.jar, self.categories, log=self.log)  # hold_category
         # paths used for every job, worked out once
         self.link = os.fspath(self.jar.claimed_link(self.name))
         self.scratch_root = self.dir / WORKER_SCRATCH
@@ -404,7 +406,10 @@ class Worker:
         events = self.watcher.drain() if self.watcher.active else None
         if events:  # local submissions made while we were busy: no re-listing needed
             self._route(events)
+        held = self.holds.current()
         for category, view in self.views:
+            if held and category in held:
+                continue
             path = view.claim(self.job_dirs[category])
             self.report(str(view.path), view.problem)
             if path is not None:

@@ -36,6 +36,8 @@ COMMANDS = {
     "cancel_job": "jobs:cancel_main",
     "resubmit_job": "jobs:resubmit_main",
     "wait_jobs": "jobs:wait_main",
+    "hold_category": "hold:hold_main",
+    "release_category": "hold:release_main",
 }
 
 
