@@ -37,6 +37,8 @@ PARAMETERS: dict[str, tuple[str, object]] = {
     "JJ_KILL_GRACE": ("seconds", 10.0),
     "JJ_HEARTBEAT": ("seconds", 30.0),
     "JJ_ALLOW_ROOT": ("bool", False),
+    "JJ_FAIR_SHARE": ("bool", False),
+    "JJ_USER_LIMIT": ("count", 0),
 }
 #: Parameters that cannot be set from Python (the guide says so for this one).
 NOT_FROM_PYTHON = {"JJ_MAX_WORKERS"}
@@ -61,7 +63,8 @@ class Config:
     """
 
     __slots__ = ("home", "worker_home", "pause_time", "max_workers", "categories", "node",
-                 "max_recoveries", "kill_grace", "heartbeat", "allow_root", "sources")
+                 "max_recoveries", "kill_grace", "heartbeat", "allow_root", "sources",
+                 "fair_share", "user_limit")
     home: Path
     worker_home: Path
     pause_time: float
@@ -73,13 +76,17 @@ class Config:
     heartbeat: float
     allow_root: bool
     sources: tuple[str, ...]
+    fair_share: bool  # JJ_FAIR_SHARE: among equal priorities, the user running fewest first
+    user_limit: int  # JJ_USER_LIMIT: jobs one user runs at once across the jar (0: no cap)
 
     def __init__(self, home: Path, worker_home: Path, pause_time: float, max_workers: int,
                  categories: tuple[str, ...], node: str, max_recoveries: int,
                  kill_grace: float, heartbeat: float, allow_root: bool,
-                 sources: tuple[str, ...] = ()) -> None:
+                 sources: tuple[str, ...] = (), fair_share: bool = False,
+                 user_limit: int = 0) -> None:
         values = (home, worker_home, pause_time, max_workers, categories, node,
-                  max_recoveries, kill_grace, heartbeat, allow_root, sources)
+                  max_recoveries, kill_grace, heartbeat, allow_root, sources,
+                  fair_share, user_limit)
         for name, value in zip(self.__slots__, values):
             object.__setattr__(self, name, value)
 
@@ -289,6 +296,8 @@ def load() -> Config:
         heartbeat=values.get("JJ_HEARTBEAT", PARAMETERS["JJ_HEARTBEAT"][1]),
         allow_root=values.get("JJ_ALLOW_ROOT", False),
         sources=tuple(sources),
+        fair_share=values.get("JJ_FAIR_SHARE", False),
+        user_limit=values.get("JJ_USER_LIMIT", 0),
     )
     _cache = (key, config)
     return config

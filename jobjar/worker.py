@@ -31,7 +31,7 @@ from typing import NamedTuple
 from . import control, depend, execute, faults, files, liveness, records, states
 from . import directives as jjdir
 from .access import may_submit
-from .claim import BLOCKED, QueueView
+from .claim import BLOCKED, QueueView, view_maker
 from .config import Config, load
 from .errors import JobJarError
 from .hold import Holds
@@ -114,9 +114,11 @@ class Worker:
         self.dir = self.jar.worker_dir(self.name)
         wanted = [self.config.node, *(categories or self.config.categories)]
         self.categories = list(dict.fromkeys(wanted))
+        view = view_maker(self.jar.claimed, self.jar.worker_home,  # JJ_FAIR_SHARE, JJ_USER_LIMIT
+                          self.config.fair_share, self.config.user_limit)
         self.views: list[tuple[str | None, QueueView]] = [
-            (c, QueueView(self.jar.queue_dir(c))) for c in self.categories]
-        self.views.append((None, QueueView(self.jar.unclaimed, skip_dirs=True)))
+            (c, view(self.jar.queue_dir(c))) for c in self.categories]
+        self.views.append((None, view(self.jar.unclaimed, skip_dirs=True)))
         # where a claimed job of each category sits: job/[CATEGORY/] (layout.held_path)
         self.job_dirs = {c: held_path(self.dir, c, "x").parent for c, _ in self.views}
         self.reported: dict[str, str | None] = {}  # the last problem logged, per directory
