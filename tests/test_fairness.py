@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
+
 from conftest import wait_for
 
 
@@ -95,3 +97,47 @@ def test_fair_share_keeps_priorities_first(jar):
     jar.wait_completed(6)
     order = claims((jar.workers_dir / worker / "log").read_text())
     assert order == high + low
+
+
+def test_the_fair_view_orders_by_priority_then_running_then_turns(tmp_path):
+    """The claim order itself, on real files of three owners (root: chown)."""
+    from jobjar.claim import FairQueueView, Running, running_per_user
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give files to other users")
+    ann, bob, carol = 60001, 60002, 60003
+    queue, taken = tmp_path / "unclaimed", tmp_path / "workers" / "w.1" / "job"
+    claimed = tmp_path / "claimed"
+    for path in (queue, taken, claimed):
+        path.mkdir(parents=True)
+    jobs = [("a1", ann), ("a2", ann), ("a3", ann), ("b1", bob), ("b2", bob), ("c1.5", carol)]
+    for age, (name, uid) in enumerate(jobs):
+        (queue / name).write_text("#!/bin/sh\n")
+        os.chown(queue / name, uid, 0)
+        os.utime(queue / name, ns=(age * 10**9, age * 10**9))
+    workers = tmp_path / "workers"
+
+    def claim_all(view) -> list[str]:
+        order = [view.claim(taken) for _ in range(len(jobs) + 1)]
+        assert order[-1] is None
+        names = [path.name for path in order[:-1] if path]
+        for name in names:  # back in the queue, as they were
+            os.rename(taken / name, queue / name)
+        return names
+
+    # nobody runs anything: the highest priority, then ann and bob in turns, each oldest first
+    fair = FairQueueView(queue, running=Running(claimed, workers, 0.0))
+    assert claim_all(fair) == ["c1.5", "a1", "b1", "a2", "b2", "a3"]
+    # bob runs one job elsewhere in the jar: among equals, ann's come first
+    running = workers / "w.2" / "job" / "b0"
+    running.parent.mkdir(parents=True)
+    running.write_text("")
+    os.chown(running, bob, 0)
+    os.symlink("../workers/w.2/job/b0", claimed / "w.2")
+    os.symlink("/etc/passwd", claimed / "w.3")  # outside the workers' home: no one's
+    assert running_per_user(claimed, workers) == {bob: 1}
+    fair = FairQueueView(queue, running=Running(claimed, workers, 0.0))
+    assert claim_all(fair) == ["c1.5", "a1", "a2", "a3", "b1", "b2"]
+    # a limit of one without fair share: bob (running one) is skipped, the rest by age
+    limited = FairQueueView(queue, running=Running(claimed, workers, 0.0), fair=False, limit=1)
+    assert claim_all(limited) == ["c1.5", "a1", "a2", "a3"]
