@@ -16,6 +16,11 @@ directory this worker may not use (another user's, without our rights) is
 not an error of the worker: the view empties itself, says why in
 ``problem`` (the worker logs it once), and tries again after ``BLOCKED``
 seconds.
+
+With ``JJ_FAIR_SHARE`` or ``JJ_USER_LIMIT`` a worker uses a
+``FairQueueView`` instead, which also keeps a heap per job owner and picks
+among the owners' best jobs (``docs/guide.md``, "Fair share between
+users"); without them nothing of it runs.
 """
 
 from __future__ import annotations
