@@ -191,7 +191,8 @@ class Holds:
     """What one worker knows of the holds on its categories, re-read at most every ``TTL`` s.
 
     ``current()`` is asked before every claim; between two readings it costs
-    a clock read.  A problem with a hold file is logged once, when it appears.
+    a clock read.  The worker's log says when one of its categories becomes
+    held or released, and, once, when a hold file is malformed.
     """
 
     def __init__(self, jar: Jar, categories: list[str],
@@ -208,7 +209,13 @@ class Holds:
         now = time.monotonic()
         if now >= self.next_read:
             self.next_read = now + TTL
-            self.held = self._read()
+            held = self._read()
+            if held != self.held and self.log:  # twice a day for a window: worth a line
+                for name in sorted(held - self.held):
+                    self.log(f"category {name} held: not claimed")
+                for name in sorted(self.held - held):
+                    self.log(f"category {name} released")
+            self.held = held
         return self.held
 
     def _read(self) -> frozenset[str]:

@@ -79,6 +79,7 @@ def test_a_window_opens_and_closes(jar):
     skipped_while(jar, "night", second)
     log = (jar.workers_dir / worker / "log").read_text()
     assert f"claim {second}" not in log
+    assert log.count("category night held") == 2 and log.count("category night released") == 1
 
 
 def test_windows_wrap_midnight():
