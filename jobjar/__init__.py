@@ -37,6 +37,7 @@ live output: where, and following it        ``live.py``
 run_now: one command now, idle node         ``immediate.py``
 ``system_status``                           ``status.py``
 control files (STOP, PAUSE, ...)            ``control.py``
+holding a category, daily windows           ``hold.py``
 is a worker alive                           ``liveness.py``
 configuration                               ``config.py``
 cron lines                                  ``cron.py``
@@ -61,6 +62,7 @@ _PUBLIC: dict[str, tuple[str, ...] | None] = {
     "config": ("set_home", "get_home", "set_worker_home", "get_worker_home", "set_pause_time",
                "get_pause_time", "set_categories", "get_categories", "set_project", "get_project"),
     "control": None,
+    "hold": None,
     "launch": ("start_worker", "check_workers"),
     "fleet": ("hire_workers", "install_cron_on_hosts"),
     "recovery": ("recover_jobs",),

@@ -40,6 +40,8 @@ PARAMETERS: dict[str, tuple[str, object]] = {
     "JJ_MAX_LOAD": ("load", None),
     "JJ_MIN_FREE_MEMORY": ("size", None),
     "JJ_PROJECT": ("project", None),
+    "JJ_FAIR_SHARE": ("bool", False),
+    "JJ_USER_LIMIT": ("count", 0),
 }
 #: Parameters that cannot be set from Python (the guide says so for this one).
 NOT_FROM_PYTHON = {"JJ_MAX_WORKERS"}
@@ -65,7 +67,8 @@ class Config:
 
     __slots__ = ("home", "worker_home", "pause_time", "max_workers", "categories", "node",
                  "max_recoveries", "kill_grace", "heartbeat", "allow_root", "sources",
-                 "max_load", "min_free_memory", "project")
+                 "max_load", "min_free_memory", "project",
+                 "fair_share", "user_limit")
     home: Path
     worker_home: Path
     pause_time: float
@@ -80,15 +83,18 @@ class Config:
     max_load: float | None  # JJ_MAX_LOAD: 1-minute load per CPU above which nothing is claimed
     min_free_memory: int | None  # JJ_MIN_FREE_MEMORY in KiB
     project: str | None  # JJ_PROJECT: ``home`` is then ``<the jar>/projects/NAME``
+    fair_share: bool  # JJ_FAIR_SHARE: among equal priorities, the user running fewest first
+    user_limit: int  # JJ_USER_LIMIT: jobs one user runs at once across the jar (0: no cap)
 
     def __init__(self, home: Path, worker_home: Path, pause_time: float, max_workers: int,
                  categories: tuple[str, ...], node: str, max_recoveries: int,
                  kill_grace: float, heartbeat: float, allow_root: bool,
                  sources: tuple[str, ...] = (), max_load: float | None = None,
-                 min_free_memory: int | None = None, project: str | None = None) -> None:
+                 min_free_memory: int | None = None, project: str | None = None,
+                 fair_share: bool = False, user_limit: int = 0) -> None:
         values = (home, worker_home, pause_time, max_workers, categories, node,
                   max_recoveries, kill_grace, heartbeat, allow_root, sources, max_load,
-                  min_free_memory, project)
+                  min_free_memory, project, fair_share, user_limit)
         for name, value in zip(self.__slots__, values):
             object.__setattr__(self, name, value)
 
@@ -320,6 +326,8 @@ def load() -> Config:
         max_load=values.get("JJ_MAX_LOAD"),
         min_free_memory=values.get("JJ_MIN_FREE_MEMORY"),
         project=project or None,
+        fair_share=values.get("JJ_FAIR_SHARE", False),
+        user_limit=values.get("JJ_USER_LIMIT", 0),
     )
     _cache = (key, config)
     return config

@@ -51,6 +51,11 @@ PROJECTS = "projects"
 #: long as job NAME's file; its job runs ``EXECUTABLE "$JJ_HOME/ini/$JJ_JOB_NAME.ini"``.
 INI_COPIES = "ini"
 
+#: Category holds (``hold_category``): ``$JJ_WORKER_HOME/held/CATEGORY``, one file per
+#: held category, empty (held) or holding one daily window ``HH:MM-HH:MM`` (claimed only
+#: inside it).  Beside ``STOP_ALL`` because whoever may stop the workers may hold a queue.
+HOLDS = "held"
+
 #: Files and directories inside one worker directory.
 WORKER_INFO = "info.yaml"
 WORKER_HEARTBEAT = "heartbeat"
@@ -211,6 +216,14 @@ class Jar:
     def node_file(self, node: str) -> Path:
         """``nodes/NODE.yaml``: what node ``node`` last published of itself (``machine.py``)."""
         return self.nodes / f"{node}.yaml"
+
+    def holds(self) -> Path:
+        """The directory of category holds: ``$JJ_WORKER_HOME/held/`` (not a worker: no dot)."""
+        return self.worker_home / HOLDS
+
+    def hold_file(self, category: str) -> Path:
+        """The file whose presence holds ``category``: ``held/CATEGORY``."""
+        return self.worker_home / HOLDS / category
 
     def worker_dir(self, worker: str) -> Path:
         """The directory of worker ``node.pid``."""

@@ -24,6 +24,7 @@ from .config import load
 from .control import is_paused, is_stopped
 from .errors import JobJarError
 from .find import running_jobs
+from .hold import holds
 from .layout import GLOBAL_CONTROLS, WORKER_EXITED, Jar, held_job
 from .liveness import heartbeat_age, is_alive_here, read_info, reading_now
 from .naming import priority_of, split_worker_name
@@ -387,6 +388,7 @@ def system_status(all_projects: bool = False) -> dict:
         "time": records.utc_iso(time.time()),
         "control": {name.lower(): os.path.exists(jar.worker_home / name)
                     for name in GLOBAL_CONTROLS},
+        "holds": holds(jar),
         "jobs": jobs,
         "workers": workers, "nodes": nodes(jar, workers, time.time(), published),
         "too_big": too_big(jar, published), "stranded": stranded, "recent_failures": failures,

@@ -44,9 +44,10 @@ from . import (
 )
 from . import directives as jjdir
 from .access import may_submit
-from .claim import BLOCKED, QueueView
+from .claim import BLOCKED, QueueView, view_maker
 from .config import Config, load
 from .errors import JobJarError
+from .hold import Holds
 from .layout import (
     CONTROL_FILES,
     SPARE_SCRATCH,
@@ -128,9 +129,11 @@ class Worker:
         self.dir = self.jar.worker_dir(self.name)
         wanted = [self.config.node, *(categories or self.config.categories)]
         self.categories = list(dict.fromkeys(wanted))
+        view = view_maker(self.jar.claimed, self.jar.worker_home,  # JJ_FAIR_SHARE, JJ_USER_LIMIT
+                          self.config.fair_share, self.config.user_limit)
         self.views: list[tuple[str | None, QueueView]] = [
-            (c, QueueView(self.jar.queue_dir(c))) for c in self.categories]
-        self.views.append((None, QueueView(self.jar.unclaimed, skip_dirs=True)))
+            (c, view(self.jar.queue_dir(c))) for c in self.categories]
+        self.views.append((None, view(self.jar.unclaimed, skip_dirs=True)))
         # where a claimed job of each category sits: job/[CATEGORY/] (layout.held_path)
         self.job_dirs = {c: held_path(self.dir, c, "x").parent for c, _ in self.views}
         self.reported: dict[str, str | None] = {}  # the last problem logged, per directory
@@ -139,6 +142,7 @@ class Worker:
         self.log_file = None
         self.base_env = job_search_path()
         self.controls = control.WorkerControls(self.jar, self.dir)
+        self.holds = Holds(self.jar, self.categories, log=self.log)  # hold_category
         # paths used for every job, worked out once
         self.link = os.fspath(self.jar.claimed_link(self.name))
         self.scratch_root = self.dir / WORKER_SCRATCH
@@ -484,8 +488,11 @@ class Worker:
             self._route(events)
         if self.node_held():
             return None
+        held = self.holds.current()
         accept = self.pilot.fits if self.pilot.deadline is not None else None
         for category, view in self.views:
+            if held and category in held:
+                continue
             while True:
                 path = view.claim(self.job_dirs[category], accept)
                 self.report(str(view.path), view.problem)

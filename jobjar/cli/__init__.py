@@ -39,6 +39,8 @@ COMMANDS = {
     "wait_jobs": "jobs:wait_main",
     "run_now": "run_now:main",
     "jr": "run_now:main",
+    "hold_category": "hold:hold_main",
+    "release_category": "hold:release_main",
 }
 
 

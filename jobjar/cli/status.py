@@ -23,6 +23,7 @@ def render(status: dict) -> str:
     control = [name.upper() for name, on in status["control"].items() if on]
     if control:
         lines.append(f"  IN FORCE: {', '.join(control)}")
+    lines.extend(_hold_line(category, hold) for category, hold in status.get("holds", {}).items())
     lines.append("jobs: " + ", ".join(_count(state, jobs[state]) for state in states.SHOWN))
     for category, summary in sorted(queued["categories"].items()):
         if summary["count"]:
@@ -69,6 +70,15 @@ def _count(state: str, summary) -> str:
     if state == states.LIMBO:
         return f"{summary} in limbo"
     return f"{summary} {state}"  # waiting, running, and any new state
+
+
+def _hold_line(category: str, hold: dict) -> str:
+    """``  HELD: CAT ...`` or ``  hold: CAT open now (window ...)``: ``hold_category``."""
+    window = f"window {hold['window']}" if hold["window"] else "no window"
+    why = f"; malformed hold file: {printable(hold['problem'])}" if hold["problem"] else ""
+    if hold["held"]:
+        return f"  HELD: category {printable(category)} ({window}{why})"
+    return f"  hold: category {printable(category)} open now ({window})"
 
 
 def _worker_line(worker: dict) -> str:
