@@ -8,11 +8,15 @@ Usage::
 It measures, in one run on this machine (every jar lives in a fresh
 temporary directory that is removed afterwards):
 
-1. throughput: N jobs that each ``touch`` their own file (every file is
-   checked) through W workers, from the submission of the first to the
-   completion of the last, next to ``xargs -P W`` running the same N
-   one-line shell scripts, and next to task-spooler (``tsp``/``ts``) and GNU
-   Parallel when they are installed (a missing peer is skipped and named);
+1. throughput, in two forms, every tool's runs interleaved (5 rounds; 1 with
+   --quick), medians and spreads: the *script* form runs the same one-line
+   ``#!/bin/sh`` script per job through every tool; the *native* form runs
+   each tool as its users do (``tsp touch X``, ``nq touch X`` with one queue
+   directory per slot, ``parallel touch ::: ...``, ``jobjar.submit_job("touch
+   X")``, one ``submit_job --from-file``, one ``submit_job`` process per job);
+   ``xargs -P W`` is the floor of each.  N jobs that each ``touch`` their own
+   file (every file is checked) through W workers or slots, from the first
+   submission to the last completion; a missing peer is skipped and named;
 2. depth: the per-job cost of claiming and running while the jar holds 100,
    10,000 and 100,000 queued jobs of one category and priority, with a few
    higher-priority ones that must be claimed first (the claim order is
@@ -24,7 +28,12 @@ temporary directory that is removed afterwards):
    time until the job starts (it writes a timestamp); median of 20;
 5. ``system_status --json`` on the jar of 100,000 jobs, and the peak
    resident memory of the workers over the throughput runs;
-6. executor: ``jobjar.Executor().map`` of 10,000 trivial calls with W
+6. placement: the throughput of section 1 with placement off, with the
+   node gates on (``JJ_MAX_LOAD``, ``JJ_MIN_FREE_MEMORY``, set so that they
+   never hold: their cost, not their effect), and with the gates on and
+   every job asking ``--mem 1M --cpus 1`` (each claim then counts what the
+   node's other workers hold), interleaved, median of 3 each;
+7. executor: ``jobjar.Executor().map`` of 10,000 trivial calls with W
    workers and the default chunking, next to ``ProcessPoolExecutor(W).map``
    of the same calls (both timed from the executor's creation to the last
    result), and ``Executor().submit(f).result()`` on an idle jar (median).
@@ -54,7 +63,7 @@ DOC = TOP / "docs" / "performance.md"
 sys.path.insert(0, str(TOP))
 
 ROOT: list[Path] = []  # the benchmark's directory, for the machine description
-SECTIONS = ("throughput", "depth", "submit", "latency", "status", "executor")
+SECTIONS = ("throughput", "depth", "submit", "latency", "status", "placement", "executor")
 TARGETS = {
     "throughput": "jobs/s >= 0.8 x xargs",
     "depth": "cost at 100,000 <= 1.5 x cost at 100, priority order kept",
@@ -64,9 +73,13 @@ TARGETS = {
     "from_file": "< 2 s",
     "status": "< 1 s",
     "rss": "< 40 MB",
+    "placement": "cost <= 10 % of throughput",
     "executor_map": "<= ProcessPoolExecutor + 1 s",
     "executor_call": "median < 150 ms",
 }
+#: Placement settings that are on but never hold claims (the benchmark measures their cost).
+PLACEMENT_ENV = {"JJ_MAX_LOAD": "1000", "JJ_MIN_FREE_MEMORY": "1M"}
+PLACEMENT_ASKS = {"mem": "1M", "cpus": 1}
 
 
 # -- helpers -------------------------------------------------------------------
@@ -107,6 +120,16 @@ def alive(pid: int) -> bool:
             return src.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a running process has used itself, its children not counted."""
+    try:
+        with open(f"/proc/{pid}/stat") as src:
+            fields = src.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -207,12 +230,41 @@ def check_touched(outdir: Path, n: int, tool: str) -> None:
         raise RuntimeError(f"{tool}: {len(missing)} of {n} files missing (e.g. f{missing[0]})")
 
 
-# -- 1. throughput ---------------------------------------------------------------
+# -- 1. throughput, in both forms ---------------------------------------------------
+#
+# "script": every tool runs the same one-line ``#!/bin/sh`` script per job (the
+# table of earlier runs).  "native": each tool as its users run it, the command
+# itself: ``tsp touch X``, ``nq touch X``, ``parallel touch ::: ...``,
+# ``jobjar.submit_job("touch X")``; ``xargs -P W`` is the floor of each form.
 
-def tp_jobjar(root: Path, tag: str, n: int, w: int, rss: list[int]) -> float:
-    jar = Jar(root, f"tp-{tag}")
+FORMS = ("script", "native")
+#: Jobs for "one submit_job process per job": a process each costs tens of ms.
+PER_PROCESS_JOBS = 300
+
+
+def job_words(root: Path, tag: str, form: str, n: int) -> tuple[Path, list[list[str]]]:
+    """The output directory and, per job, the command words of that form."""
     outdir = root / f"tp-{tag}-out"
     outdir.mkdir()
+    if form == "native":
+        return outdir, [["touch", f"{outdir}/f{i}"] for i in range(n)]
+    listing = touch_scripts(root / f"tp-{tag}-scripts", outdir, n)
+    return outdir, [[line] for line in listing.read_text().split()]
+
+
+def tp_jobjar(root: Path, tag: str, n: int, w: int, rss: list[int],
+              extra_env: dict | None = None, job_options: dict | None = None,
+              cpu: list[float] | None = None, form: str = "native",
+              how: str = "api") -> float:
+    """Jobs through W workers: ``jobjar.submit_job`` per job (``how="api"``), one
+    ``submit_job --from-file`` (``"from-file"``), or one ``submit_job`` process per
+    job (``"process"``); from the first submission to the last record."""
+    jar = Jar(root, f"tp-{tag}")
+    jar.env.update(extra_env or {})
+    outdir, jobs = job_words(root, tag, form, n)
+    lines = [" ".join(words) for words in jobs]
+    if how == "from-file":
+        (root / f"tp-{tag}.lines").write_text("\n".join(lines) + "\n")
     try:
         jar.start_workers(w)
         time.sleep(0.3)  # let them settle into their idle sleep
@@ -221,13 +273,23 @@ def tp_jobjar(root: Path, tag: str, n: int, w: int, rss: list[int]) -> float:
 
         completed = jar.home / "completed"
         start = time.time()
-        for i in range(n):
-            jobjar.submit_job(f"touch {outdir}/f{i}")
+        if how == "api":
+            for line in lines:
+                jobjar.submit_job(line, **(job_options or {}))
+        elif how == "from-file":
+            subprocess.run([str(BIN / "submit_job"), "--from-file", str(root / f"tp-{tag}.lines")],
+                           env=jar.env, check=True, stdout=subprocess.DEVNULL)
+        else:
+            for words in jobs:
+                subprocess.run([str(BIN / "submit_job"), *words], env=jar.env, check=True,
+                               stdout=subprocess.DEVNULL)
         # Polled slowly, so that the harness takes no CPU from the workers; the
         # end is when the last record was written (just before its job's move).
         wait_until(lambda: count(completed) >= n, 600, "jobjar jobs", 0.1)
         elapsed = last_record(jar.home / "results") - start
         rss.extend(peak_rss_kib(p) for p in jar.pids)
+        if cpu is not None:  # the workers' own CPU per job (their jobs not counted)
+            cpu.append(sum(cpu_seconds(p) for p in jar.pids) / n)
     finally:
         jar.stop_workers()
     check_touched(outdir, n, "jobjar")
@@ -238,26 +300,26 @@ def tp_jobjar(root: Path, tag: str, n: int, w: int, rss: list[int]) -> float:
     return elapsed
 
 
-def tp_xargs(root: Path, tag: str, n: int, w: int) -> float:
-    outdir = root / f"tp-{tag}-out"
-    outdir.mkdir()
-    listing = touch_scripts(root / f"tp-{tag}-scripts", outdir, n)
-    with open(listing) as src:
-        start = time.perf_counter()
-        subprocess.run(["xargs", "-P", str(w), "-n", "1", "sh"], stdin=src, check=True)
-        elapsed = time.perf_counter() - start
+def tp_xargs(root: Path, tag: str, n: int, w: int, form: str = "script") -> float:
+    outdir, jobs = job_words(root, tag, form, n)
+    args = ["xargs", "-P", str(w), "-n", "1", "sh"] if form == "script" else \
+        ["xargs", "-P", str(w), "-n", "1", "touch"]
+    text = "\n".join(words[-1] for words in jobs) + "\n"
+    start = time.perf_counter()
+    subprocess.run(args, input=text, text=True, check=True)
+    elapsed = time.perf_counter() - start
     check_touched(outdir, n, "xargs")
     return elapsed
 
 
-def tp_parallel(root: Path, tag: str, n: int, w: int) -> float:
-    outdir = root / f"tp-{tag}-out"
-    outdir.mkdir()
-    listing = touch_scripts(root / f"tp-{tag}-scripts", outdir, n)
-    env = base_env(root)
+def tp_parallel(root: Path, tag: str, n: int, w: int, form: str = "script") -> float:
+    outdir, jobs = job_words(root, tag, form, n)
+    listing = root / f"tp-{tag}.args"
+    listing.write_text("\n".join(words[-1] for words in jobs) + "\n")
+    command = [] if form == "script" else ["touch"]
     start = time.perf_counter()
-    subprocess.run(["parallel", "--will-cite", "-j", str(w), "::::", str(listing)], env=env,
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["parallel", "--will-cite", "-j", str(w), *command, "::::", str(listing)],
+                   env=base_env(root), check=True, stdout=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
     check_touched(outdir, n, "parallel")
     return elapsed
@@ -269,23 +331,43 @@ def tsp_env(root: Path, tag: str) -> dict[str, str]:
     return env
 
 
-def tp_tsp(root: Path, tag: str, n: int, w: int, tsp: str) -> float:
-    outdir = root / f"tp-{tag}-out"
-    outdir.mkdir()
-    listing = touch_scripts(root / f"tp-{tag}-scripts", outdir, n)
+def tp_tsp(root: Path, tag: str, n: int, w: int, tsp: str, form: str = "script") -> float:
+    outdir, jobs = job_words(root, tag, form, n)
     env = tsp_env(root, tag)
     subprocess.run([tsp, "-S", str(w)], env=env, check=True)
+    command = [tsp] if form == "script" else [tsp, "touch"]
+    text = "\n".join(words[-1] for words in jobs) + "\n"
     try:
-        with open(listing) as src:
-            start = time.time()
-            # one client per job, as a user's loop would run them
-            subprocess.run(["xargs", "-n", "1", tsp], stdin=src, env=env, check=True,
-                           stdout=subprocess.DEVNULL)
-            wait_until(lambda: count(outdir) >= n, 600, "tsp jobs", 0.1)  # as for jobjar
-            elapsed = last_record(outdir) - start  # the newest touched file
+        start = time.time()
+        # one client per job, as a user's loop would run them
+        subprocess.run(["xargs", "-n", "1", *command], input=text, text=True, env=env,
+                       check=True, stdout=subprocess.DEVNULL)
+        wait_until(lambda: count(outdir) >= n, 600, "tsp jobs", 0.1)  # as for jobjar
+        elapsed = last_record(outdir) - start  # the newest touched file
     finally:
         subprocess.run([tsp, "-K"], env=env, stderr=subprocess.DEVNULL)
     check_touched(outdir, n, "tsp")
+    return elapsed
+
+
+def tp_nq(root: Path, tag: str, n: int, w: int, form: str = "script") -> float:
+    """nq runs one queue per directory, one job at a time: W directories are W slots,
+    filled in turn (``NQDIR=slotK nq -q CMD``, one client per job)."""
+    outdir, jobs = job_words(root, tag, form, n)
+    slots = [root / f"nq-{tag}-{k}" for k in range(w)]
+    for slot in slots:
+        slot.mkdir()
+    env = base_env(root)
+    start = time.time()
+    for i, words in enumerate(jobs):
+        command = ["sh", *words] if form == "script" else words
+        subprocess.run(["nq", "-q", *command], env={**env, "NQDIR": str(slots[i % w])},
+                       check=True, stdout=subprocess.DEVNULL)
+    wait_until(lambda: count(outdir) >= n, 600, "nq jobs", 0.1)
+    elapsed = last_record(outdir) - start
+    for slot in slots:  # every job has ended (its file is there): wait for nq's exits
+        subprocess.run(["nq", "-w"], env={**env, "NQDIR": str(slot)}, timeout=120)
+    check_touched(outdir, n, "nq")
     return elapsed
 
 
@@ -299,37 +381,93 @@ def find_tsp() -> str | None:
     return None
 
 
-def throughput(root: Path, n: int, w: int, repeat: int, results: dict) -> None:
+def peers(results: dict) -> dict[str, object]:
+    """The tools of the throughput table (a missing peer is named in the notes)."""
+    tools: dict[str, object] = {"jobjar": "api", "jobjar --from-file": "from-file",
+                                "submit_job per job": "process", "xargs": tp_xargs}
     tsp = find_tsp()
-    tools = {"jobjar": None, "xargs": None}
     if tsp:
-        tools["task-spooler"] = None
+        tools["task-spooler"] = lambda root, tag, n, w, form: tp_tsp(root, tag, n, w, tsp, form)
     else:
         results["notes"].append("task-spooler not installed: skipped")
-    if shutil.which("parallel"):
-        tools["GNU Parallel"] = None
-    else:
-        results["notes"].append("GNU Parallel not installed: skipped")
-    times: dict[str, list[float]] = {t: [] for t in tools}
+    for name, runner, program in (("nq", tp_nq, "nq"), ("GNU Parallel", tp_parallel, "parallel")):
+        if shutil.which(program):
+            tools[name] = runner
+        else:
+            results["notes"].append(f"{name} not installed: skipped")
+    return tools
+
+
+def throughput(root: Path, n: int, w: int, repeat: int, results: dict) -> None:
+    """Every tool in both forms, the runs interleaved (tool by tool, form by form,
+    then again), so that a machine whose speed drifts affects them alike."""
+    tools = peers(results)
+    times: dict[tuple[str, str], list[float]] = {}
+    jobs: dict[str, int] = {}
     rss: list[int] = []
     for r in range(repeat):
-        for tool in tools:
-            tag = f"{tool.split()[0].lower()}-{r}"
-            say(f"throughput {tool} run {r + 1}/{repeat}")
-            if tool == "jobjar":
-                t = tp_jobjar(root, tag, n, w, rss)
-            elif tool == "xargs":
-                t = tp_xargs(root, tag, n, w)
-            elif tool == "task-spooler":
-                t = tp_tsp(root, tag, n, w, tsp)
-            else:
-                t = tp_parallel(root, tag, n, w)
-            times[tool].append(t)
-            say(f"  {n / t:,.0f} jobs/s")
-    rates = {t: n / statistics.median(v) for t, v in times.items()}
-    results["throughput"] = {"rates": rates, "runs": {t: [n / x for x in v]
-                                                      for t, v in times.items()}}
+        for form in FORMS:
+            for tool, runner in tools.items():
+                tag = f"{tool.split()[0].lower().replace('_', '')}-{form}-{r}-{len(times)}"
+                count_ = PER_PROCESS_JOBS if runner == "process" else n
+                jobs[tool] = min(count_, n)
+                say(f"throughput {form} {tool} run {r + 1}/{repeat}")
+                if isinstance(runner, str):
+                    t = tp_jobjar(root, tag, jobs[tool], w, rss, form=form, how=runner)
+                else:
+                    t = runner(root, tag, jobs[tool], w, form)
+                times.setdefault((form, tool), []).append(jobs[tool] / t)
+                say(f"  {jobs[tool] / t:,.0f} jobs/s")
+    results["throughput"] = {"runs": {f"{form}|{tool}": v for (form, tool), v in times.items()},
+                             "jobs": jobs}
     results["rss_kib"] = max(rss) if rss else None
+
+
+def throughput_rows(tp: dict, args) -> list[str]:
+    """One table per form: median jobs/s, the spread, and the ratio to xargs."""
+    rows = []
+    leaders = ("jobjar", "jobjar --from-file")
+    for form in FORMS:
+        runs = {key.split("|", 1)[1]: v for key, v in tp["runs"].items()
+                if key.startswith(form + "|")}
+        if not runs:
+            continue
+        medians = {tool: statistics.median(v) for tool, v in runs.items()}
+        floor = medians.get("xargs")
+        best_peer = max((m for t, m in medians.items()
+                         if t not in (*leaders, "xargs", "submit_job per job")), default=None)
+        what = ("the same one-line sh script per job" if form == "script"
+                else "each tool as its users run it: touch X")
+        rows += ["", f"Throughput, {form} form ({args.workers} workers; {what})",
+                 "", "| tool | jobs | median jobs/s | spread (min-max) | x xargs | runs | "
+                 "ahead of every peer? |", "|---|---|---|---|---|---|---|"]
+        for tool, median in sorted(medians.items(), key=lambda kv: -kv[1]):
+            ratio = f"{median / floor:.2f}" if floor else "-"
+            ahead = verdict(median > best_peer) if tool in leaders and best_peer else ""
+            rows.append(f"| {tool} | {tp['jobs'][tool]:,} | {median:,.0f} | "
+                        f"{min(runs[tool]):,.0f}-{max(runs[tool]):,.0f} | {ratio} | "
+                        f"{len(runs[tool])} | {ahead} |")
+    return rows
+
+
+# -- 6. placement ----------------------------------------------------------------
+
+def placement(root: Path, n: int, w: int, repeat: int, results: dict) -> None:
+    """Throughput with placement off, with the node gates on, and with jobs that ask."""
+    variants = {"off": ({}, {}), "gates on": (PLACEMENT_ENV, {}),
+                "gates on, jobs ask --mem --cpus": (PLACEMENT_ENV, PLACEMENT_ASKS)}
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    cpu: dict[str, list[float]] = {v: [] for v in variants}
+    for r in range(repeat):
+        for i, (variant, (env, options)) in enumerate(variants.items()):
+            say(f"placement {variant} run {r + 1}/{repeat}")
+            times[variant].append(tp_jobjar(root, f"place-{i}-{r}", n, w, [], env, options,
+                                            cpu[variant]))
+            say(f"  {n / times[variant][-1]:,.0f} jobs/s, worker CPU "
+                f"{cpu[variant][-1] * 1000:.2f} ms/job")
+    results["placement"] = {"rates": {v: n / statistics.median(t) for v, t in times.items()},
+                            "runs": {v: [n / x for x in t] for v, t in times.items()},
+                            "cpu": {v: statistics.median(c) for v, c in cpu.items()}}
 
 
 # -- 2. depth ---------------------------------------------------------------------
@@ -710,18 +848,6 @@ def verdict(ok: bool | None) -> str:
 
 def table(results: dict, args) -> list[str]:
     rows = ["| measure | result | target | verdict |", "|---|---|---|---|"]
-    tp = results.get("throughput")
-    if tp:
-        rates = tp["rates"]
-        floor = rates["xargs"]
-        for tool, rate in rates.items():
-            ratio = rate / floor
-            target = TARGETS["throughput"] if tool == "jobjar" else ""
-            ok = ratio >= 0.8 if tool == "jobjar" else None
-            runs = ", ".join(f"{x:,.0f}" for x in tp["runs"][tool])
-            rows.append(f"| throughput {tool} ({args.jobs} jobs, {args.workers} workers) | "
-                        f"{rate:,.0f} jobs/s = {ratio:.2f} x xargs (runs: {runs}) | {target} | "
-                        f"{verdict(ok)} |")
     dp = results.get("depth")
     if dp:
         base = dp[0]["per_job"]
@@ -764,6 +890,19 @@ def table(results: dict, args) -> list[str]:
         rows.append(f"| system_status --json, {st['jobs']:,} jobs in the jar, median of 3 | "
                     f"{st['seconds']:.3f} s | {TARGETS['status']} | "
                     f"{verdict(st['seconds'] < 1)} |")
+    pl = results.get("placement")
+    if pl:
+        off = pl["rates"]["off"]
+        for variant, rate in pl["rates"].items():
+            runs = ", ".join(f"{x:,.0f}" for x in pl["runs"][variant])
+            cost = 1 - rate / off
+            ok = None if variant == "off" else cost <= 0.10
+            cpu = pl["cpu"][variant] * 1000
+            rows.append(f"| throughput, placement {variant} ({args.jobs} jobs, {args.workers} "
+                        f"workers) | {rate:,.0f} jobs/s"
+                        f"{'' if ok is None else f' = {cost * 100:+.1f} % cost'} (runs: {runs}); "
+                        f"worker CPU {cpu:.2f} ms/job "
+                        f"| {TARGETS['placement'] if ok is not None else ''} | {verdict(ok)} |")
     if results.get("rss_kib"):
         mib = results["rss_kib"] / 1024
         rows.append(f"| worker peak RSS over the throughput runs | {mib:.1f} MiB | "
@@ -796,6 +935,8 @@ def report(results: dict, args, elapsed: float) -> str:
              "at the end of the run (every job creates several)",
              f"- command: `python3 bench/run.py {options}`; took {elapsed:.0f} s", "",
              *table(results, args)]
+    if results.get("throughput"):
+        lines += throughput_rows(results["throughput"], args)
     for note in results["notes"]:
         lines.append(f"\nNote: {note}")
     return "\n".join(lines) + "\n"
@@ -816,7 +957,7 @@ def main() -> int:
     only = set(args.only.split(","))
     if only - set(SECTIONS):
         p.error(f"unknown section(s): {', '.join(sorted(only - set(SECTIONS)))}")
-    repeat = 1 if args.quick else 3
+    repeat = 1 if args.quick else 5
     sizes = [100, 10_000] if args.quick else [100, 10_000, 100_000]
     args.lines = 10_000
     args.samples = 10 if args.quick else 20
@@ -841,6 +982,8 @@ def main() -> int:
                 deep = results["depth"][-1]["jar"]
         if "status" in only:
             status(root, deep, 100_000, results)
+        if "placement" in only:
+            placement(root, args.jobs, args.workers, repeat, results)
         if "executor" in only:
             executor(root, 10_000, args.workers, repeat, args.samples, results)
         results["create_us"].append(create_cost(root))

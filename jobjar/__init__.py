@@ -25,20 +25,27 @@ job names, priorities, printable text       ``naming.py``
 recovery: recover_worker, recover_jobs      ``recovery.py``
 workers: start_worker, check_workers        ``launch.py``
 the worker loop                             ``worker.py``
+pilot workers (ending by themselves)        ``pilot.py``
 running one job                             ``execute.py``
 claiming a job                              ``claim.py``
 dependencies                                ``depend.py``
 submission                                  ``submit.py``
+fjd's INI job files (``submit_job --ini``)  ``inijob.py``
 ``#JJ`` directives                          ``directives.py``
 finding, cancelling, waiting for jobs       ``jobs.py``, ``find.py``
-Python calls: ``Executor``, ``map``        ``executor.py``
+live output: where, and following it        ``live.py``
+run_now: one command now, idle node         ``immediate.py``
+Python calls: ``Executor``, ``map``         ``executor.py``
 their files; the job's command              ``calls.py``, ``runner.py``
 what comes back: values, JobFailed          ``outcomes.py``
 ``system_status``                           ``status.py``
 control files (STOP, PAUSE, ...)            ``control.py``
+holding a category, daily windows           ``hold.py``
 is a worker alive                           ``liveness.py``
 configuration                               ``config.py``
 cron lines                                  ``cron.py``
+the hosts file                              ``hosts.py``
+hiring workers over ssh, cron on every host ``fleet.py``
 the commands (parsing and printing only)    ``cli/`` (list: ``cli.COMMANDS``)
 ==========================================  =====================================
 """
@@ -53,15 +60,19 @@ __version__ = "1.0.0"
 #: read when first needed, so that a function added to it (and to its ``__all__``)
 #: is ``jobjar.NAME`` with no edit here.  Nothing is imported before it is used.
 _PUBLIC: dict[str, tuple[str, ...] | None] = {
-    "submit": ("submit_job", "submit_job_file", "submit_from_file", "unique_job_name",
-               "PartialSubmitError"),
+    "submit": ("submit_job", "submit_job_file", "submit_ini_file", "submit_from_file",
+               "unique_job_name", "PartialSubmitError"),
     "config": ("set_home", "get_home", "set_worker_home", "get_worker_home", "set_pause_time",
-               "get_pause_time", "set_categories", "get_categories"),
+               "get_pause_time", "set_categories", "get_categories", "set_project", "get_project"),
     "control": None,
+    "hold": None,
     "launch": ("start_worker", "check_workers"),
+    "fleet": ("hire_workers", "install_cron_on_hosts"),
     "recovery": ("recover_jobs",),
     "status": ("system_status",),
-    "jobs": ("job_info", "cancel_job", "resubmit_job", "wait"),
+    "jobs": ("job_info", "cancel_job", "resubmit_job", "wait", "exit_status"),
+    "live": None,
+    "immediate": None,
     "errors": ("JobJarError",),
     "executor": ("Executor", "map", "JobFailed"),
 }

@@ -37,6 +37,11 @@ PARAMETERS: dict[str, tuple[str, object]] = {
     "JJ_KILL_GRACE": ("seconds", 10.0),
     "JJ_HEARTBEAT": ("seconds", 30.0),
     "JJ_ALLOW_ROOT": ("bool", False),
+    "JJ_MAX_LOAD": ("load", None),
+    "JJ_MIN_FREE_MEMORY": ("size", None),
+    "JJ_PROJECT": ("project", None),
+    "JJ_FAIR_SHARE": ("bool", False),
+    "JJ_USER_LIMIT": ("count", 0),
 }
 #: Parameters that cannot be set from Python (the guide says so for this one).
 NOT_FROM_PYTHON = {"JJ_MAX_WORKERS"}
@@ -61,7 +66,9 @@ class Config:
     """
 
     __slots__ = ("home", "worker_home", "pause_time", "max_workers", "categories", "node",
-                 "max_recoveries", "kill_grace", "heartbeat", "allow_root", "sources")
+                 "max_recoveries", "kill_grace", "heartbeat", "allow_root", "sources",
+                 "max_load", "min_free_memory", "project",
+                 "fair_share", "user_limit")
     home: Path
     worker_home: Path
     pause_time: float
@@ -73,13 +80,21 @@ class Config:
     heartbeat: float
     allow_root: bool
     sources: tuple[str, ...]
+    max_load: float | None  # JJ_MAX_LOAD: 1-minute load per CPU above which nothing is claimed
+    min_free_memory: int | None  # JJ_MIN_FREE_MEMORY in KiB
+    project: str | None  # JJ_PROJECT: ``home`` is then ``<the jar>/projects/NAME``
+    fair_share: bool  # JJ_FAIR_SHARE: among equal priorities, the user running fewest first
+    user_limit: int  # JJ_USER_LIMIT: jobs one user runs at once across the jar (0: no cap)
 
     def __init__(self, home: Path, worker_home: Path, pause_time: float, max_workers: int,
                  categories: tuple[str, ...], node: str, max_recoveries: int,
                  kill_grace: float, heartbeat: float, allow_root: bool,
-                 sources: tuple[str, ...] = ()) -> None:
+                 sources: tuple[str, ...] = (), max_load: float | None = None,
+                 min_free_memory: int | None = None, project: str | None = None,
+                 fair_share: bool = False, user_limit: int = 0) -> None:
         values = (home, worker_home, pause_time, max_workers, categories, node,
-                  max_recoveries, kill_grace, heartbeat, allow_root, sources)
+                  max_recoveries, kill_grace, heartbeat, allow_root, sources, max_load,
+                  min_free_memory, project, fair_share, user_limit)
         for name, value in zip(self.__slots__, values):
             object.__setattr__(self, name, value)
 
@@ -196,9 +211,19 @@ def convert(name: str, value: object) -> object:
             if lowered in ("0", "no", "false", "off", ""):
                 return False
             raise ValueError("must be yes or no")
+        if kind == "load":
+            from .placement import parse_load
+
+            return parse_load(text)
+        if kind == "size":
+            from .placement import parse_size
+
+            return parse_size(text, allow_zero=True)
         if kind == "list":
             words = text if isinstance(text, (list, tuple)) else text.replace(",", " ").split()
             return tuple(check_word("category", w) for w in words)
+        if kind == "project":  # "": no project, whatever a file says (a job's, a cron line's)
+            return check_word("project name", str(text)) if str(text) else None
         return check_word("node name", str(text))
     except (ValueError, JobJarError) as exc:
         raise ConfigError(f"{name}: bad value {value!r}: {exc}") from None
@@ -273,13 +298,22 @@ def load() -> Config:
             except ConfigError as exc:
                 raise ConfigError(f"{path}: {exc}") from None
     for name in PARAMETERS:
-        if os.environ.get(name, "") != "":
+        if os.environ.get(name, "") != "" or (name in os.environ
+                                               and PARAMETERS[name][0] == "project"):
             values[name] = convert(name, os.environ[name])
     values.update({name: convert(name, v) for name, v in _overrides.items()})
     home = values.get("JJ_HOME") or default_home()
+    worker_home = values.get("JJ_WORKER_HOME") or home / "workers"
+    project = values.get("JJ_PROJECT")
+    if project:  # a jar of its own inside the jar the settings select (layout.project_home)
+        from .layout import project_home
+
+        explicit = values.get("JJ_WORKER_HOME")
+        home = project_home(home, project)
+        worker_home = project_home(explicit, project) if explicit else home / "workers"
     config = Config(
         home=home,
-        worker_home=values.get("JJ_WORKER_HOME") or home / "workers",
+        worker_home=worker_home,
         pause_time=values.get("JJ_PAUSE_TIME", PARAMETERS["JJ_PAUSE_TIME"][1]),
         max_workers=values.get("JJ_MAX_WORKERS", PARAMETERS["JJ_MAX_WORKERS"][1]),
         categories=values.get("JJ_CATEGORIES", ()),
@@ -289,6 +323,11 @@ def load() -> Config:
         heartbeat=values.get("JJ_HEARTBEAT", PARAMETERS["JJ_HEARTBEAT"][1]),
         allow_root=values.get("JJ_ALLOW_ROOT", False),
         sources=tuple(sources),
+        max_load=values.get("JJ_MAX_LOAD"),
+        min_free_memory=values.get("JJ_MIN_FREE_MEMORY"),
+        project=project or None,
+        fair_share=values.get("JJ_FAIR_SHARE", False),
+        user_limit=values.get("JJ_USER_LIMIT", 0),
     )
     _cache = (key, config)
     return config
@@ -351,3 +390,17 @@ def set_categories(categories: list[str] | tuple[str, ...] | str) -> None:
 def get_categories() -> tuple[str, ...]:
     """Return ``JJ_CATEGORIES`` as a tuple."""
     return load().categories
+
+
+def set_project(name: str | None) -> None:
+    """Set ``JJ_PROJECT``: use the jar ``projects/NAME`` inside the jar.
+
+    ``""``: no project, whatever a file or the environment says; ``None``:
+    forget the Python setting.
+    """
+    set_parameter("JJ_PROJECT", name)
+
+
+def get_project() -> str | None:
+    """Return ``JJ_PROJECT`` (``None``: the jar itself, no project)."""
+    return load().project

@@ -34,8 +34,8 @@ def command_dir() -> Path:
     return Path(sys.executable).parent
 
 
-#: Variables never carried into a cron line (test hooks).
-NOT_CARRIED = ("JJ_FAULT",)
+#: Variables never carried into a cron line (test hooks; hire_workers's ssh command).
+NOT_CARRIED = ("JJ_FAULT", "JJ_SSH")
 
 
 def render(name: str, home: Path, extra: str = "", logs: Path | None = None) -> str:
@@ -53,7 +53,9 @@ def render(name: str, home: Path, extra: str = "", logs: Path | None = None) -> 
     args = " ".join(filter(None, [default_extra, extra]))
     workers = logs or home / "workers"
     log = workers / f"cron-{name}.log"
-    settings = {"JJ_HOME": str(home), "JJ_WORKER_HOME": str(workers)}
+    # JJ_HOME is the project's jar already (config.project): no project on top of it,
+    # whatever a configuration file says ("" means none).
+    settings = {"JJ_HOME": str(home), "JJ_WORKER_HOME": str(workers), "JJ_PROJECT": ""}
     for key in sorted(os.environ):
         if key.startswith("JJ_") and key not in settings and key not in NOT_CARRIED:
             settings[key] = os.environ[key]

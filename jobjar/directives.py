@@ -100,6 +100,21 @@ def _names(name: str, value: object) -> list[str]:
     return [check_job_name(n) for n in names]
 
 
+#: A batch id: what ``submit.new_batch`` makes (8 of ``BATCH_ALPHABET``), or one typed by hand.
+_BATCH = re.compile(r"[a-z0-9]{4,32}", re.ASCII)
+
+
+def check_batch(value: object) -> str:
+    """A batch id from a file or a command line: a short lowercase word, never a path."""
+    if not isinstance(value, str) or not _BATCH.fullmatch(value):
+        raise DirectiveError(f"not a batch id: {value!r} (4 to 32 lowercase letters and digits)")
+    return value
+
+
+def _batch(name: str, value: object) -> str:
+    return check_batch(value.strip() if isinstance(value, str) else value)
+
+
 def _path(name: str, value: object) -> str:
     text = str(value)
     if not text or "\x00" in text or "\n" in text:
@@ -110,6 +125,40 @@ def _path(name: str, value: object) -> str:
         raise DirectiveError(f"{_flag(name)} {text!r} leaves output/: use a path inside it, "
                              "or an absolute path")
     return text
+
+
+def _size(name: str, value: object) -> int:
+    """A memory size (``placement.parse_size``: K, M, G, T; a bare number is megabytes)."""
+    from .placement import parse_size
+
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise DirectiveError(f"{_flag(name)} {exc}, not {value!r}") from None
+
+
+def _cpus(name: str, value: object) -> int:
+    """A CPU count from 1 to ``placement.MAX_CPUS``."""
+    from .placement import MAX_CPUS
+
+    try:
+        number = _count(name, value)
+    except DirectiveError:
+        number = 0
+    if not 1 <= number <= MAX_CPUS:
+        raise DirectiveError(f"{_flag(name)} must be a whole number of CPUs from 1 to "
+                             f"{MAX_CPUS}, not {value!r}")
+    return number
+
+
+def _node(name: str, value: object) -> str:
+    """A node name, checked like ``JJ_NODE``."""
+    from .naming import check_word
+
+    try:
+        return check_word("node name", value if isinstance(value, str) else "")
+    except JobJarError:
+        raise DirectiveError(f"{_flag(name)} needs a node name, not {value!r}") from None
 
 
 # -- the table ------------------------------------------------------------------
@@ -146,7 +195,13 @@ OPTIONS = (
            help="standard output file"),
     Option("error", ("--error", "-e"), _path, None, metavar="FILE",
            help="standard error file"),
+    Option("mem", ("--mem",), _size, None, metavar="SIZE",
+           help="run only where this much memory is free (K, M, G, T; a bare number is MB)"),
+    Option("cpus", ("--cpus",), _cpus, None, metavar="N",
+           help="run only where N CPUs are not taken by other jobs"),
+    Option("node", ("--node",), _node, None, metavar="NODE", help="run only on this node"),
     Option("array_index", ("--array-index",), _count, None),
+    Option("batch", ("--batch",), _batch, None),  # set by --array and --from-file
 )
 BY_NAME = {option.name: option for option in OPTIONS}
 _FLAGS = {flag: option for option in OPTIONS for flag in option.flags}

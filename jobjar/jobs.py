@@ -21,7 +21,7 @@ from pathlib import Path
 from . import directives as jjdir
 from . import files, records, states
 from .errors import JobJarError
-from .find import Location, locate, running_jobs
+from .find import Location, locate, running_jobs, select
 from .layout import Jar, held_category, jobs_in
 from .naming import check_category, priority_of
 
@@ -100,17 +100,32 @@ def job_info(name: str, jar: Jar | None = None) -> dict:
     ``state`` is one of limbo, waiting, unclaimed, running, completed and
     rejected; a running job also has ``worker`` and ``running_for`` (seconds,
     by the jar's own clock, so a node with a wrong clock still gets it right).
+    ``batch`` is the batch of an ``--array`` or ``--from-file`` job.
     A job that left the jar and whose file is gone has ``path`` ``None``.
+    ``name`` may be a unique prefix of the name (``find.resolve``).
+    A running job's ``live_output`` says where its output is being written
+    (``live.live_output``; ``live.follow`` shows it as it comes).
     """
     jar = jar or Jar.from_config()
+    name = select([name], jar)[0]
     where = _find(name, jar)
     info = {"name": name, "state": where.state,
             "path": None if where.path is None else str(where.path),
             "category": where.category, "worker": where.worker, "running_for": None,
             "cancel_requested": os.path.lexists(jar.cancel_request(name)),
-            "record": records.read(jar.record(name))}
+            "record": records.read(jar.record(name)), "held_back": None,
+            "live_output": None}
+    record = info["record"] if isinstance(info["record"], dict) else {}
+    info["batch"] = record.get("batch") if isinstance(record.get("batch"), str) else None
+    if info["batch"] is None and where.path is not None:  # not run yet: its file says
+        info["batch"] = records.batch_of(where.path)
+    if where.state == states.UNCLAIMED and where.path is not None:
+        info["held_back"] = _held_back(jar, where.path)
     if where.state == states.RUNNING:
+        from .live import live_output
         from .liveness import reading_now
+
+        info["live_output"] = live_output(name, jar, where)
 
         try:
             since = os.lstat(jar.claimed_link(where.worker)).st_mtime
@@ -118,6 +133,23 @@ def job_info(name: str, jar: Jar | None = None) -> dict:
         except OSError:
             pass
     return info
+
+
+def _held_back(jar: Jar, path: Path) -> str | None:
+    """Which placement rule keeps an unclaimed job from every node (``placement.held_back``).
+
+    The job file and the node files are anyone's: what cannot be read or
+    understood holds nothing back here (a worker rejects or fails the job
+    with the reason when it claims it).
+    """
+    from .depend import read_head
+    from .placement import held_back
+
+    try:
+        opts = jjdir.parse(read_head(path))
+    except Exception:
+        return None
+    return held_back(jar, opts)
 
 
 def _request_cancel(jar: Jar, name: str) -> Path:
@@ -193,6 +225,7 @@ def jobs_in_jar(jar: Jar) -> list[Location]:
 
 
 def cancel_job(*names: str, category: str | None = None, mine: bool = False,
+               batch: str | None = None, id: str | None = None,
                jar: Jar | None = None) -> list[tuple[str, str]]:
     """Cancel jobs by name, every job of a category, or every job of yours.
 
@@ -202,12 +235,14 @@ def cancel_job(*names: str, category: str | None = None, mine: bool = False,
     ``cancelled``) or ``already finished``.  "Yours" means job files owned
     by the calling user, which is who submitted them.  An unknown name is an
     error, raised before anything is cancelled.  Names may also come as
-    lists, such as the one ``submit_job(array=...)`` returns.
+    lists, such as the one ``submit_job(array=...)`` returns, or as unique
+    prefixes; ``batch`` adds every job of a batch, ``id`` every job still
+    in the jar submitted with that identifier (``find.select``).
     """
     jar = jar or Jar.from_config()
-    names = _flat(names)
-    if not names and category is None and not mine:
-        raise JobJarError("name the jobs to cancel, or give a category or --mine")
+    if not names and category is None and not mine and batch is None and id is None:
+        raise JobJarError("name the jobs to cancel, or give a category, a batch, -i or --mine")
+    names = select(_flat(names), jar, batch, id, finished=False)
     if category is not None:
         check_category(category)
     targets = {n: _find(n, jar) for n in names}
@@ -256,16 +291,30 @@ def _resubmittable(name: str, jar: Jar) -> tuple[Location, dict, str | None]:
     return where, record or records.blank(name, category, priority_of(name)), category
 
 
-def resubmit_job(*names: str, jar: Jar | None = None) -> list[str]:
+#: The statuses ``resubmit_job(failed=True)`` runs again (not ``cancelled``: someone chose that).
+FAILED_AGAIN = (states.FAILED, states.TIMED_OUT, states.DEPENDENCY_FAILED, states.POISONED)
+
+
+def resubmit_job(*names: str, batch: str | None = None, id: str | None = None,
+                 failed: bool = False, jar: Jar | None = None) -> list[str]:
     """Put finished jobs back into their jar, each as a new attempt; return their names.
 
     The record is rewritten as ``retrying`` before the job moves, so that
     recovery and ``wait`` never take a job back in the jar for a finished
     one; the worker then numbers the attempt and keeps the history.  Every
-    job is checked before any moves.
+    job is checked before any moves.  Names may be unique prefixes;
+    ``batch`` and ``id`` add a batch's jobs and an identifier's
+    (``find.select``).  With ``failed``, only the chosen jobs that ended
+    ``FAILED_AGAIN`` (and whose file is still in ``completed/``) run again:
+    GNU Parallel's ``--retry-failed``.
     """
     jar = jar or Jar.from_config()
-    found = [(name, *_resubmittable(name, jar)) for name in _flat(names)]
+    if not names and batch is None and id is None:
+        raise JobJarError("name the jobs to resubmit, or give a batch or -i")
+    chosen = select(_flat(names), jar, batch, id)
+    if failed:
+        chosen = [name for name in chosen if _failed(name, jar)]
+    found = [(name, *_resubmittable(name, jar)) for name in chosen]
     done = []
     for name, where, record, category in found:
         files.unlink(jar.cancel_request(name))  # an old request must not cancel the new attempt
@@ -279,6 +328,13 @@ def resubmit_job(*names: str, jar: Jar | None = None) -> list[str]:
             raise JobJarError(f"job {name!r} moved while it was being resubmitted") from None
         done.append(name)
     return done
+
+
+def _failed(name: str, jar: Jar) -> bool:
+    """Whether job ``name`` ended in ``FAILED_AGAIN`` and its file waits in ``completed/``."""
+    record = _final_record(name, jar)
+    return (record is not None and record.get("status") in FAILED_AGAIN
+            and os.path.lexists(jar.completed / name))
 
 
 def _left_jar(jar: Jar, name: str) -> dict | None:
@@ -301,6 +357,33 @@ def _left_jar(jar: Jar, name: str) -> dict | None:
     if record is None:  # a canceller may have written it and dropped its request just now
         record = records.read(jar.record(name))
     return record or {"name": name, "status": None}  # left the jar without a record
+
+
+def exit_status(*found: dict) -> int:
+    """The exit status a shell should give for these jobs' records: the highest of theirs.
+
+    A job's own status is as a shell's: 0 if it succeeded, its exit code,
+    or 128+N when it was killed by signal N (also by its timeout or a
+    cancel: the signal the worker sent).  A job that did not succeed and has
+    neither (cancelled or timed out before it ran, a failed dependency,
+    rejected, poisoned, no record), or whose exit code is 0 all the same
+    (it caught the SIGTERM of its timeout), gives 1.  A record is somebody's
+    file: a number that is not a plausible one counts as none.
+    """
+    worst = 0
+    for record in found:
+        status = 0 if record.get("status") == states.SUCCEEDED else 1
+        code, signal = record.get("exit_code"), record.get("signal")
+        if status and _small(signal, 1, 127):
+            status = 128 + signal
+        elif status and _small(code, 1, 255):
+            status = code
+        worst = max(worst, status)
+    return worst
+
+
+def _small(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def progress_line(done: int, total: int, failed: int, running: int, elapsed: float) -> str:
@@ -327,7 +410,7 @@ def _known(name: str, jar: Jar) -> bool:
 
 
 def wait(names: list[str] | None = None, timeout: float | None = None, progress: bool = False,
-         jar: Jar | None = None) -> list[dict]:
+         jar: Jar | None = None, batch: str | None = None, id: str | None = None) -> list[dict]:
     """Block until the jobs have left the jar; return their records, in order.
 
     ``names`` is a list of names (or one name).  Without names, waits for
@@ -336,10 +419,15 @@ def wait(names: list[str] | None = None, timeout: float | None = None, progress:
     for: its record is ``{"name": ..., "status": None, "reason": UNKNOWN}``.
     The jar is polled, quickly at first and then once a second.  With
     ``progress`` a live bar goes to standard error.  Raises ``WaitTimeout``
-    after ``timeout`` seconds.
+    after ``timeout`` seconds.  Names may be unique prefixes; ``batch`` and
+    ``id`` add a batch's jobs and an identifier's (``find.select``): an
+    unknown batch or identifier raises ``JobJarError``.
     """
     jar = jar or Jar.from_config()
-    names = None if names is None else _flat(names)  # [] waits for nothing, None for all
+    if batch is not None or id is not None:
+        names = _flat(names or [])
+    if names is not None:  # [] waits for nothing, None for all
+        names = select(_flat(names), jar, batch, id)
     if names is not None:
         order = list(dict.fromkeys(names))
     else:

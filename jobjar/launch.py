@@ -57,25 +57,33 @@ def _child_env() -> dict[str, str]:
 
 
 def start_worker(categories: list[str] | tuple[str, ...] = (), foreground: bool = False,
-                 ready: Callable[[str], None] | None = None) -> str:
+                 ready: Callable[[str], None] | None = None, *, exit_when_empty: bool = False,
+                 max_jobs: int | str | None = None,
+                 max_time: float | str | None = None) -> str:
     """Start a worker claiming ``categories`` (else ``JJ_CATEGORIES``); return its name.
 
     In the foreground this only returns when the worker stops; ``ready`` is
-    called with its name once it has set itself up.
+    called with its name once it has set itself up.  ``exit_when_empty``,
+    ``max_jobs`` and ``max_time`` (a duration) make it a pilot that ends by
+    itself (``pilot``).
     """
+    from .pilot import limits as pilot_limits
+
     for category in categories:
         check_category(category)
+    limits = pilot_limits(exit_when_empty, max_jobs, max_time)
     config = load()
     if foreground:
         from .worker import Worker
 
-        worker = Worker(config, list(categories) or None)
+        worker = Worker(config, list(categories) or None, limits)
         worker.run(ready)
         return worker.name
     jar = Jar.from_config(config)
     code = "import sys; from jobjar.worker import main_loop; main_loop(sys.argv[1:] or None)"
     with tempfile.TemporaryFile() as errors:
-        child = subprocess.Popen([sys.executable, "-c", code, *categories], env=_child_env(),
+        args = [*limits.argv(), "--", *categories] if limits else list(categories)
+        child = subprocess.Popen([sys.executable, "-c", code, *args], env=_child_env(),
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=errors, start_new_session=True, close_fds=True)
         name = f"{config.node}.{child.pid}"
@@ -103,14 +111,22 @@ def live_workers(jar: Jar, node: str) -> list[str]:
     return [w for w in jar.workers() if is_alive_here(jar, w, node)]
 
 
-def check_workers(prune_older_than: float | None = None, start: bool = True) -> dict:
+def check_workers(prune_older_than: float | None = None, start: bool = True, *,
+                  exit_when_empty: bool = False, max_jobs: int | str | None = None,
+                  max_time: float | str | None = None) -> dict:
     """Start or stop workers until this node runs ``JJ_MAX_WORKERS``; report what was done.
+
+    ``exit_when_empty``, ``max_jobs``, ``max_time``: the workers it starts are
+    pilots with these limits (``start_worker``); the running ones count as they are.
 
     Returns ``{"node", "max_workers", "alive", "started", "stopped", "pruned",
     "stop_all"}``.  ``stopped`` are surplus workers asked to exit (``STOP``),
     the youngest first; workers already stopping are not counted twice.
     With ``STOP_ALL`` present nothing is started (new workers would exit at once).
     """
+    from .pilot import limits as pilot_limits
+
+    pilot = pilot_limits(exit_when_empty, max_jobs, max_time)._asdict()  # checked before any
     config = load()
     jar = Jar.from_config(config)
     jar.ensure()
@@ -127,7 +143,7 @@ def check_workers(prune_older_than: float | None = None, start: bool = True) -> 
         if report["stop_all"]:
             return report
         for _ in range(config.max_workers - len(alive)):
-            report["started"].append(start_worker())
+            report["started"].append(start_worker(**pilot))
     return report
 
 

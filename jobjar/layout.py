@@ -17,8 +17,9 @@ if TYPE_CHECKING:  # config imports layout (the install location): no import cyc
 
 #: Directories under ``$JJ_HOME``: one per job state kept as a directory
 #: (``states.DIRECTORIES``), and the jar's bookkeeping: ``claimed/`` (a link per
-#: busy worker), ``cancel/`` (requests), ``results/`` (records), ``output/``.
-STATE_DIRS = (*DIRECTORIES, "claimed", "cancel", "results", "output")
+#: busy worker), ``cancel/`` (requests), ``results/`` (records), ``output/``,
+#: ``nodes/`` (each node's figures: ``machine.py``).
+STATE_DIRS = (*DIRECTORIES, "claimed", "cancel", "results", "output", "nodes")
 
 #: Control files: in one worker's directory (``WORKER_CONTROLS``) or, as
 #: ``NAME_ALL``, in the workers' home for every worker (``GLOBAL_CONTROLS``).
@@ -37,6 +38,23 @@ def global_control(name: str) -> str:
 STOP_ALL, PAUSE_ALL = global_control(STOP), global_control(PAUSE)
 GLOBAL_CONTROLS = tuple(global_control(name) for name in WORKER_CONTROLS)
 CONTROL_FILES = WORKER_CONTROLS + GLOBAL_CONTROLS
+
+#: Batch manifests: ``batches/ID`` lists the jobs of one ``--array`` or
+#: ``--from-file`` submission, one name a line (``submit.new_batch``).
+BATCHES = "batches"
+
+#: The directory of a jar that holds its projects: ``projects/NAME`` is a jar of its own
+#: (``JJ_PROJECT``, ``--project``), with its workers in ``projects/NAME/workers``.
+PROJECTS = "projects"
+
+#: Copies of fjd-style INI job files (``submit_job --ini``): ``ini/NAME.ini``, kept as
+#: long as job NAME's file; its job runs ``EXECUTABLE "$JJ_HOME/ini/$JJ_JOB_NAME.ini"``.
+INI_COPIES = "ini"
+
+#: Category holds (``hold_category``): ``$JJ_WORKER_HOME/held/CATEGORY``, one file per
+#: held category, empty (held) or holding one daily window ``HH:MM-HH:MM`` (claimed only
+#: inside it).  Beside ``STOP_ALL`` because whoever may stop the workers may hold a queue.
+HOLDS = "held"
 
 #: Files and directories inside one worker directory.
 WORKER_INFO = "info.yaml"
@@ -85,6 +103,7 @@ class Jar:
     results: Path
     output: Path
     rejected: Path
+    nodes: Path
 
     @classmethod
     def from_config(cls, config: Config | None = None) -> Jar:
@@ -105,6 +124,8 @@ class Jar:
         """
         from .files import make_dir
 
+        if self.home.parent.name == PROJECTS and os.path.isdir(self.home.parent.parent):
+            make_dir(self.home)  # a project: projects/ and NAME take the jar's bits
         os.makedirs(self.home, exist_ok=True)
         for name in STATE_DIRS:
             make_dir(getattr(self, name))
@@ -130,6 +151,14 @@ class Jar:
         """The file whose presence asks for job ``name`` to be cancelled."""
         return self.cancel / name
 
+    def batch_file(self, batch: str) -> Path:
+        """The manifest of batch ``batch``: the names of its jobs (made on first use)."""
+        return self.home / BATCHES / batch
+
+    def ini_copy(self, name: str) -> Path:
+        """The copy of job ``name``'s INI job file (``submit_job --ini``)."""
+        return self.home / INI_COPIES / f"{name}.ini"
+
     def record(self, name: str) -> Path:
         """The result record of a job."""
         return self.results / f"{name}.yaml"
@@ -147,6 +176,20 @@ class Jar:
         something, and removes it otherwise.
         """
         return self.output / f".{worker}.{token}.{stream}"
+
+    def hidden_stream(self, worker: str, name: str) -> str | None:
+        """``out`` or ``err`` if ``name`` is a hidden output file of ``worker``, else ``None``.
+
+        A name read from a file (a worker's log) is used only if it has this
+        exact form: ``.W.TOKEN.out`` with an alphanumeric token, so it can
+        only ever name a file directly in ``output/``.
+        """
+        prefix = f".{worker}."
+        if not name.startswith(prefix):
+            return None
+        token, _, stream = name[len(prefix):].partition(".")
+        return stream if token.isascii() and token.isalnum() and stream in ("out", "err") \
+            else None
 
     def hidden_outputs(self, worker: str) -> list[Path]:
         """The hidden output files a worker left (a dead worker's lost attempt).
@@ -175,6 +218,18 @@ class Jar:
     def check_lock(self, node: str) -> Path:
         """The file ``check_workers`` locks while it counts and starts a node's workers."""
         return self.worker_home / f".check.{node}.lock"
+
+    def node_file(self, node: str) -> Path:
+        """``nodes/NODE.yaml``: what node ``node`` last published of itself (``machine.py``)."""
+        return self.nodes / f"{node}.yaml"
+
+    def holds(self) -> Path:
+        """The directory of category holds: ``$JJ_WORKER_HOME/held/`` (not a worker: no dot)."""
+        return self.worker_home / HOLDS
+
+    def hold_file(self, category: str) -> Path:
+        """The file whose presence holds ``category``: ``held/CATEGORY``."""
+        return self.worker_home / HOLDS / category
 
     def worker_dir(self, worker: str) -> Path:
         """The directory of worker ``node.pid``."""
@@ -212,6 +267,36 @@ class Jar:
     def caller_dir(self, caller: str) -> Path:
         """``calls/CALLER/``: one executor's call, function and result files."""
         return self.home / CALLS / caller
+
+
+def project_home(base: Path, name: str) -> Path:
+    """``base/projects/NAME``, the jar of project ``name`` inside the jar ``base``.
+
+    Whoever may write ``base`` may put a link at ``projects`` or at
+    ``projects/NAME``: it is refused, never followed, or a project's jobs
+    would go to (and its workers take jobs from) a jar of their choosing.
+    """
+    from .errors import ConfigError
+
+    home = Path(base) / PROJECTS / name
+    for path in (home.parent, home):
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            break  # made on first use
+        except OSError as exc:
+            raise ConfigError(f"project {name}: cannot use {path}: {exc.strerror}") from None
+        if not stat.S_ISDIR(mode):
+            raise ConfigError(f"project {name}: {path} is not a directory (a link or a file "
+                              "someone put there is never followed): remove it")
+    return home
+
+
+def projects(base: Path) -> list[str]:
+    """The projects of the jar ``base``: the real directories of ``projects/``."""
+    if not os.path.isdir(Path(base) / PROJECTS) or os.path.islink(Path(base) / PROJECTS):
+        return []
+    return subdirs(Path(base) / PROJECTS)
 
 
 def subdirs(path: Path | str) -> list[str]:

@@ -28,7 +28,7 @@ from .states import FINAL, PENDING  # noqa: F401 - re-exported: records.FINAL, r
 #: all of them, however its job ended, so readers need not care.
 FIELDS = ("name", "category", "priority", "submitter", "node", "worker", "submitted",
           "claimed", "started", "finished", "duration", "exit_code", "signal", "status",
-          "reason", "attempt", "retries", "recoveries", "stdout", "stderr", "attempts")
+          "reason", "attempt", "retries", "recoveries", "stdout", "stderr", "batch", "attempts")
 
 
 def blank(name: str, category: str | None, priority: int) -> dict:
@@ -211,7 +211,8 @@ def continued(prior: dict) -> dict:
             "attempt": count(prior.get("attempt")), "recoveries": count(prior.get("recoveries")),
             "attempts": [a for a in attempts if isinstance(a, dict)]
             if isinstance(attempts, list) else [],
-            "worker": _text(prior.get("worker")), "node": _text(prior.get("node"))}
+            "worker": _text(prior.get("worker")), "node": _text(prior.get("node")),
+            "batch": _text(prior.get("batch"))}
 
 
 def attempt(name: str, category: str | None, priority: int, path: Path, worker: str,
@@ -223,7 +224,7 @@ def attempt(name: str, category: str | None, priority: int, path: Path, worker: 
                   submitted=prior.get("submitted") or utc_iso(submitted),
                   claimed=utc_iso(claimed_at), attempt=prior.get("attempt", 0) + 1,
                   recoveries=prior.get("recoveries", 0), stdout=stdout, stderr=stderr,
-                  attempts=list(prior.get("attempts", [])))
+                  batch=prior.get("batch"), attempts=list(prior.get("attempts", [])))
     return record
 
 
@@ -243,6 +244,18 @@ def finish_attempt(record: dict, status: str, reason: str | None, started: float
     return record
 
 
+def interrupted(record: dict) -> dict:
+    """Mark the attempt just finished as cut short by its worker's stop (then requeued).
+
+    Counted as a recovery, like a lost attempt (``lost``): the history says
+    ``interrupted`` rather than ``failed``, and the job runs again.
+    """
+    if record["attempts"]:
+        record["attempts"][-1]["status"] = "interrupted"
+    record["recoveries"] = count(record.get("recoveries")) + 1
+    return record
+
+
 def lost(path: Path, category: str | None, priority: int, worker: str, why: str,
          prior: dict | None, now: float) -> dict:
     """The record of a job whose worker died running it (``prior``: its record on disk).
@@ -252,7 +265,8 @@ def lost(path: Path, category: str | None, priority: int, worker: str, why: str,
     """
     prior = prior or {}
     record = blank(path.name, category, priority)
-    for key in ("submitted", "submitter", "node", "claimed", "started", "stdout", "stderr"):
+    for key in ("submitted", "submitter", "node", "claimed", "started", "stdout", "stderr",
+                "batch"):
         record[key] = _text(prior.get(key))
     record["attempt"] = count(prior.get("attempt"))
     record["retries"] = count(prior.get("retries"))
@@ -286,8 +300,33 @@ def never_ran(path: Path, category: str | None, priority: int, status: str, reas
                   node=prior.get("node"), attempt=prior.get("attempt", 0),
                   recoveries=prior.get("recoveries", 0),
                   attempts=list(prior.get("attempts", [])),
-                  status=status, reason=reason, finished=utc_iso(now))
+                  status=status, reason=reason, finished=utc_iso(now),
+                  batch=prior.get("batch") or batch_of(path))
     return record
+
+
+def batch_of(job: Path) -> str | None:
+    """The batch a job file carries (its ``#JJ --batch`` line), or ``None``.
+
+    Read like a worker reads a job (never through a link, never blocking on
+    a fifo); a file that cannot be read or parsed has no batch.
+    """
+    from . import directives
+
+    try:
+        fd = os.open(job, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        import stat
+
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return directives.parse(os.read(fd, directives.HEAD_BYTES)).batch
+    except Exception:  # someone's file: a bad directive means no batch, never an error
+        return None
+    finally:
+        os.close(fd)
 
 
 def file_facts(job: Path) -> tuple[float | None, str | None]:

@@ -22,7 +22,9 @@ from pathlib import Path
 from . import records, states
 from .config import load
 from .control import is_paused, is_stopped
+from .errors import JobJarError
 from .find import running_jobs
+from .hold import holds
 from .layout import GLOBAL_CONTROLS, WORKER_EXITED, Jar, held_job
 from .liveness import heartbeat_age, is_alive_here, read_info, reading_now
 from .naming import priority_of, split_worker_name
@@ -221,6 +223,78 @@ def worker_states(jar: Jar, node: str, now_fs: float,
     return workers, stranded
 
 
+#: Worker states that count as a node's live workers in the node table.
+LIVE = ("idle", "working", "paused", "stopping")
+
+
+def nodes(jar: Jar, workers: list[dict], now: float,
+          published: dict | None = None) -> list[dict]:
+    """One row per node: its workers and running jobs (counted from the workers' states)
+    and what it last published of itself (``machine.read_all``).
+
+    A node with workers but no usable node file (missing, stale, malformed)
+    is listed with ``known`` false and its figures ``None``; so is a node
+    file with no live workers behind it (a retired node's stays listed
+    until someone removes ``nodes/NODE.yaml``: it is the jar's only trace
+    of that node).
+    """
+    if published is None:
+        from . import machine
+
+        published = machine.read_all(jar, now)
+    names = set(published) | {w["node"] for w in workers if w["state"] in LIVE}
+    rows = []
+    for node in sorted(names):
+        mine = [w for w in workers if w["node"] == node and w["state"] in LIVE]
+        row = {"node": node, "known": False, "workers": len(mine),
+               "running": sum(1 for w in mine if w["job"]), "updated": None, "age": None,
+               "cpus": None, "load1": None, "load5": None, "load15": None,
+               "load_per_cpu": None, "mem_total_kb": None, "mem_available_kb": None,
+               "max_load": None, "min_free_memory_kb": None}
+        figures = published.get(node)
+        if figures is not None:
+            row.update({k: v for k, v in figures.as_record().items() if k in row},
+                       known=True, updated=records.utc_iso(figures.time),
+                       age=_round(now - figures.time),
+                       load_per_cpu=round(figures.load_per_cpu, 2))
+        rows.append(row)
+    return rows
+
+
+def too_big(jar: Jar, published: dict) -> list[dict]:
+    """Queued jobs too big for every known node: ``{name, category, reason}``.
+
+    Not every queued job is read (a jar may hold 100,000): only those the
+    nodes name in their files as too big for them (at most
+    ``machine.MAX_TOO_BIG`` each), each checked again here against every
+    known node (``placement.held_back``).  A name from a file is used only
+    if it is a plain job name in a plain category of the queue.
+    """
+    from .depend import read_head
+    from .directives import check_job_name, parse
+    from .naming import check_word
+    from .placement import held_back
+
+    found, seen = [], set()
+    for figures in published.values():
+        for entry in figures.too_big if figures is not None else ():
+            if entry in seen:
+                continue
+            seen.add(entry)
+            category, _, name = entry.rpartition("/")
+            try:
+                if category:
+                    check_word("category", category)
+                check_job_name(name)
+                path = jar.queue_dir(category or None) / name
+                reason = held_back(jar, parse(read_head(path)))
+            except Exception:  # gone, claimed, malformed, not a name: not listed
+                continue
+            if reason and reason.startswith("too big"):
+                found.append({"name": name, "category": category or None, "reason": reason})
+    return found
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(max(0.0, value), 1)
 
@@ -261,13 +335,39 @@ def _now(jar: Jar) -> float:
         return time.time()
 
 
-def system_status() -> dict:
-    """The whole status as a dict (the schema is in ``docs/operating.md``)."""
+def project_counts(config) -> dict[str, dict]:
+    """Each project of the jar (``layout.projects``): its jar and its jobs per state.
+
+    The jar is the one the settings select without ``JJ_PROJECT``; a job
+    counts as running when its worker's ``claimed/`` link names it.
+    """
+    from .layout import project_home, projects
+
+    base = config.home.parent.parent if config.project else config.home
+    found = {}
+    for name in projects(base):
+        try:
+            home = project_home(base, name)
+        except JobJarError:  # replaced by something else meanwhile
+            continue
+        jar = Jar(home, home / "workers")
+        unreadable = Unreadable(jar)
+        jobs = {state: count(jar, state, unreadable) for state in states.STATES
+                if state != states.RUNNING}
+        jobs[states.RUNNING] = len(running_jobs(jar))
+        found[name] = {"jar": str(home), "jobs": {s: jobs[s] for s in states.SHOWN},
+                       "unreadable": sorted(unreadable)}
+    return found
+
+
+def system_status(all_projects: bool = False) -> dict:
+    """The whole status as a dict (the schema is in ``docs/operating.md``).
+
+    ``all_projects``: also ``projects``, each project's counts (``project_counts``).
+    """
     config = load()
     jar = Jar.from_config(config)
     if not jar.home.is_dir():  # a mistyped JJ_HOME must not look like an empty jar
-        from .errors import JobJarError
-
         raise JobJarError(f"no jar at {jar.home} (nothing was submitted or started there; "
                           "check JJ_HOME)")
     unreadable = Unreadable(jar)
@@ -280,12 +380,18 @@ def system_status() -> dict:
     jobs = {state: summaries[state] if state in summaries else count(jar, state, unreadable)
             for state in states.STATES}  # any other state: how many jobs it holds
     jobs["hidden"] = hidden(jar, dots, now_fs)
+    from .machine import read_all
+
+    published = read_all(jar)
     return {
         "jar": str(jar.home), "worker_home": str(jar.worker_home), "node": config.node,
         "time": records.utc_iso(time.time()),
         "control": {name.lower(): os.path.exists(jar.worker_home / name)
                     for name in GLOBAL_CONTROLS},
+        "holds": holds(jar),
         "jobs": jobs,
-        "workers": workers, "stranded": stranded, "recent_failures": failures,
+        "workers": workers, "nodes": nodes(jar, workers, time.time(), published),
+        "too_big": too_big(jar, published), "stranded": stranded, "recent_failures": failures,
         "unreadable": sorted(unreadable),
+        **({"projects": project_counts(config)} if all_projects else {}),
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from . import directives as jjdir
@@ -31,10 +32,53 @@ class PartialSubmitError(SubmitError):
     only the others again); ``total`` is how many were asked for.
     """
 
-    def __init__(self, message: str, submitted: list[str], total: int) -> None:
+    def __init__(self, message: str, submitted: list[str], total: int,
+                 batch: str | None = None) -> None:
         super().__init__(message)
         self.submitted = submitted
         self.total = total
+        self.batch = batch
+
+
+class Batch(list):
+    """The names of the jobs of one ``--array`` or ``--from-file`` submission, in order.
+
+    A plain list of names, as before, that also knows its batch id
+    (``.batch``): ``wait(batch=names.batch)``, ``cancel_job(batch=...)``.
+    """
+
+    def __init__(self, names: list[str], batch: str) -> None:
+        super().__init__(names)
+        self.batch = batch
+
+
+#: The letters of a batch id: lowercase and digits without the look-alikes (l, o, 0, 1).
+BATCH_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
+
+
+def new_batch(jar: Jar) -> str:
+    """A new batch id: 8 random letters of ``BATCH_ALPHABET`` (40 bits), unused in this jar.
+
+    Random rather than counted, so that submitters on different nodes need
+    no shared counter; 2^40 ids make a clash between two submissions of the
+    same moment negligible, and an id whose manifest exists is drawn again.
+    """
+    while True:
+        bits = int.from_bytes(os.urandom(5), "big")
+        batch = "".join(BATCH_ALPHABET[(bits >> (5 * i)) & 31] for i in range(8))
+        if not os.path.lexists(jar.batch_file(batch)):
+            return batch
+
+
+def _write_manifest(jar: Jar, batch: str, names: list[str]) -> None:
+    """Write ``batches/ID``, the names of the batch's jobs, atomically (``files.write_new``)."""
+    data = "".join(name + "\n" for name in names).encode("utf-8", "surrogateescape")
+    path = jar.batch_file(batch)
+    try:
+        files.write_new(path, data)
+    except FileNotFoundError:  # the first batch of this jar
+        files.make_dir(path.parent)
+        files.write_new(path, data)
 
 
 def unique_job_name(priority: int = 0, id: str | None = None) -> str:
@@ -59,6 +103,11 @@ def _options(jar: Jar, extra: dict) -> jjdir.Directives:
         if jjdir.BY_NAME[name].names_file and str(value):  # "" stays "" and is refused
             value = os.path.abspath(os.path.expanduser(str(value)))
         opts.set(name, value)
+    if opts.dependencies:  # a unique prefix names its job, as in every command
+        from .find import resolve
+
+        opts.after = [resolve(dep, jar) for dep in opts.after]
+        opts.after_any = [resolve(dep, jar) for dep in opts.after_any]
     _check_dependencies(jar, opts)
     return opts
 
@@ -151,11 +200,14 @@ def _after_header(content: bytes, limit: int) -> int:
 def write_job(content: bytes, priority: int = 0, id: str | None = None,
               category: str | None = None, opts: jjdir.Directives | None = None,
               jar: Jar | None = None, waits: bool | None = None,
-              config: Config | None = None) -> str:
+              config: Config | None = None,
+              attach: Callable[[Jar, str], Path] | None = None) -> str:
     """Write ``content`` as a new job and submit it; return its name.
 
     A job with dependencies (``waits``; by default, whether ``opts`` has
-    any) goes to ``waiting/`` instead of the unclaimed jar.
+    any) goes to ``waiting/`` instead of the unclaimed jar.  ``attach``
+    writes a file the job needs (an INI copy) before the job is written,
+    given its name; it is removed again if the submission fails.
     """
     config = config or load()
     jar = jar or Jar.from_config(config)
@@ -169,14 +221,29 @@ def write_job(content: bytes, priority: int = 0, id: str | None = None,
         waits = bool(opts and opts.dependencies)
     target_dir = jar.waiting_dir(category) if waits else jar.queue_dir(category)
     limbo_path = jar.limbo / name
-    _write_limbo(jar, limbo_path, content)
-    faults.hit("submit-after-limbo")
+    companion = _attach(attach, jar, name) if attach else None
     try:
-        files.rename_into(limbo_path, target_dir / name)  # a new category: its parent's mode
-    except OSError as exc:
-        _discard(limbo_path)
-        raise SubmitError(f"cannot submit into {target_dir}: {exc.strerror}") from None
+        _write_limbo(jar, limbo_path, content)
+        faults.hit("submit-after-limbo")
+        try:
+            files.rename_into(limbo_path, target_dir / name)  # a new category: its parent's mode
+        except OSError as exc:
+            _discard(limbo_path)
+            raise SubmitError(f"cannot submit into {target_dir}: {exc.strerror}") from None
+    except SubmitError:
+        if companion is not None:
+            _discard(companion)
+        raise
     return name
+
+
+def _attach(attach: Callable[[Jar, str], Path], jar: Jar, name: str) -> Path:
+    """Write a job's companion file; a failure is a SubmitError (nothing else was written)."""
+    try:
+        return attach(jar, name)
+    except OSError as exc:
+        reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror
+        raise SubmitError(f"cannot write the job's INI copy in {jar.home}: {reason}") from None
 
 
 def _write_limbo(jar: Jar, path: Path, content: bytes) -> None:
@@ -231,8 +298,10 @@ def submit_job(command: str, priority: int = 0, id: str | None = None,
     The command is written into a ``#!/bin/sh`` script.  Keyword options
     (``timeout``, ``retries``, ``after``, ``after_any``, ``output``,
     ``error``) become ``#JJ`` directives in the script.  With
-    ``array="1-100[:STEP]"`` one job per index is submitted, each with
-    ``JJ_ARRAY_INDEX`` set, and the list of names is returned.
+    ``array="1-100"`` (Slurm's spelling: ``"1-5,7,10-20:2%4"``, see
+    ``array_spec``) one job per index is submitted, each with
+    ``JJ_ARRAY_INDEX`` set, and the list of names is returned as a
+    ``Batch`` (its ``.batch`` is the batch id).
     """
     config = load()
     jar = Jar.from_config(config)
@@ -263,36 +332,104 @@ def submit_job_file(path: str | os.PathLike, priority: int = 0, id: str | None =
                         waits, config)
 
 
+def submit_ini_file(path: str | os.PathLike, priority: int = 0, id: str | None = None,
+                    category: str | None = None, *, array: str | None = None,
+                    **options) -> str | list[str]:
+    """Submit an fjd-style INI job file; return the job's name (``inijob``).
+
+    The file needs a ``[control]`` section with an ``executable``; a copy is
+    kept in the jar (``ini/NAME.ini``) and the job runs ``EXECUTABLE COPY``,
+    in the submitter's directory if ``[control]`` says ``workdir: submit``.
+    """
+    from . import inijob
+
+    config = load()
+    jar = Jar.from_config(config)
+    opts = _options(jar, options)
+    job = inijob.read(path)
+    owner = os.geteuid()
+
+    def attach(jar: Jar, name: str) -> Path:
+        copy = jar.ini_copy(name)
+        inijob.attach(job.data, copy)
+        return copy
+
+    return _submit_each(lambda: job.script(jjdir.render(opts), owner), opts, array, priority,
+                        id, category, jar, config=config, attach=attach)
+
+
 def _submit_each(make, opts: jjdir.Directives, array: str | None, priority, id, category,
-                 jar: Jar, waits: bool | None = None,
-                 config: Config | None = None) -> str | list[str]:
+                 jar: Jar, waits: bool | None = None, config: Config | None = None,
+                 attach: Callable[[Jar, str], Path] | None = None) -> str | list[str]:
     """Submit one job, or one per array index (``make`` builds the file each time)."""
     if array is None:
         return _write_all([make], lambda build: write_job(build(), priority, id, category, opts,
-                                                          jar, waits, config))[0]
-    indexes = parse_array(array)
+                                                          jar, waits, config, attach))[0]
+    indexes, cap = array_spec(array)
+    opts.batch = new_batch(jar)
+    own_after_any = list(opts.after_any)
+    done: list[str] = []
 
-    def one(index: int) -> str:
-        opts.array_index = index
-        return write_job(make(), priority, id, category, opts, jar, waits, config)
+    def one(position: int) -> str:
+        """Job ``position`` of the array; with a cap, it waits for the job ``cap`` before it."""
+        opts.array_index = indexes[position]
+        chained = cap is not None and position >= cap
+        opts.after_any = own_after_any + ([done[position - cap]] if chained else [])
+        name = write_job(make(), priority, id, category, opts, jar, True if chained else waits,
+                         config, attach)
+        done.append(name)
+        return name
 
-    return _write_all(list(indexes), one, lambda done: _rest_of_array(indexes, done))
+    return _write_all(list(range(len(indexes))), one,
+                      lambda count: _rest_of_array(indexes[count:], cap), jar=jar,
+                      batch=opts.batch)
 
 
-def _rest_of_array(indexes: range, done: int) -> str:
-    rest = indexes[done:]
-    step = f":{rest.step}" if rest.step != 1 else ""
-    return f"; the rest is --array {rest[0]}-{rest[-1]}{step}"
+def _rest_of_array(rest: list[int], cap: int | None) -> str:
+    return f"; the rest is --array {format_array(rest, cap)}"
 
 
-def _write_all(items: list, write_one, rest=None) -> list[str]:
+def _write_all(items: list, write_one, rest=None, jar: Jar | None = None,
+               batch: str | None = None) -> list[str]:
     """Submit one job per item; if one fails, say exactly which ones were submitted.
 
     Jobs already submitted stay (workers may be running them): the error is
     a ``PartialSubmitError`` that carries their names and says how many of
     how many, so that a retry submits only the others and nothing runs twice.
+    With a ``batch``, its manifest lists the jobs submitted, whole or partial.
     """
     names: list[str] = []
+    if batch is None:
+        _write_each(items, write_one, rest, names, batch)
+        return names
+    try:
+        _write_each(items, write_one, rest, names, batch)
+    except PartialSubmitError as exc:
+        problem = _manifest_problem(jar, batch, names)
+        said = f"; their batch: {problem}" if problem else f"; their batch is {batch}"
+        raise PartialSubmitError(f"{exc}{said}", exc.submitted, exc.total,
+                                 None if problem else batch) from None
+    problem = _manifest_problem(jar, batch, names)
+    if problem:  # every job is queued: say which, so that none is submitted twice
+        raise PartialSubmitError(f"all {len(names)} jobs submitted, but not their batch: "
+                                 f"{problem}", names, len(items))
+    return Batch(names, batch)
+
+
+def _manifest_problem(jar: Jar, batch: str, names: list[str]) -> str | None:
+    """Write the batch's manifest; what went wrong, or ``None``.
+
+    A failure here (a full disk) must not hide which jobs were submitted.
+    """
+    try:
+        _write_manifest(jar, batch, names)
+    except OSError as exc:
+        return f"cannot write {jar.batch_file(batch)}: {exc.strerror or exc}"
+    return None
+
+
+def _write_each(items: list, write_one, rest, names: list[str], batch: str | None) -> None:
+    """``_write_all``'s loop: ``names`` grows as jobs are submitted."""
     for item in items:
         try:
             names.append(write_one(item))
@@ -304,8 +441,7 @@ def _write_all(items: list, write_one, rest=None) -> list[str]:
             why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
             hint = rest(len(names)) if rest else ""
             raise PartialSubmitError(f"{why}; {len(names)} of {len(items)} jobs submitted{hint}",
-                                     names, len(items)) from None
-    return names
+                                     names, len(items), batch) from None
 
 
 def submit_from_file(path: str | os.PathLike, priority: int = 0, id: str | None = None,
@@ -329,6 +465,7 @@ def submit_from_file(path: str | os.PathLike, priority: int = 0, id: str | None 
     config = load()
     jar = Jar.from_config(config)
     opts = _options(jar, options)
+    opts.batch = new_batch(jar)
     scripts = []  # every line is checked before any job is submitted: all or nothing
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
@@ -337,15 +474,60 @@ def submit_from_file(path: str | os.PathLike, priority: int = 0, id: str | None 
             except SubmitError as exc:
                 raise SubmitError(f"{path}, line {number}: {exc}; nothing submitted") from None
     return _write_all(scripts, lambda script: write_job(script, priority, id, category, opts,
-                                                         jar, config=config))
+                                                         jar, config=config),
+                      jar=jar, batch=opts.batch)
 
 
 #: The most jobs one ``--array`` may submit (a typo must not fill a disk).
 MAX_ARRAY = 1_000_000
 
 
+def array_spec(spec: str) -> tuple[list[int], int | None]:
+    """Parse a Slurm-style array spec: ``1-5,7,10-20:2%4`` -> (indexes in order, cap).
+
+    Comma-separated parts, each ``FIRST-LAST[:STEP]`` or one index
+    (``parse_array``), and an optional ``%N``: at most N jobs of the array
+    run at once.  Parts must not share an index; N is at least 1.  The cap
+    is kept without a daemon: job k+N waits (``--after-any``) for job k to
+    finish, however it ends, so never more than N run, but which job
+    follows which is fixed at submission.
+    """
+    text = str(spec).strip()
+    body, percent, cap_text = text.partition("%")
+    cap = None
+    if percent:
+        if not (cap_text.isascii() and cap_text.isdigit()) or int(cap_text) < 1:
+            raise SubmitError(f"bad --array {spec!r}: %N needs a whole number N >= 1")
+        cap = int(cap_text)
+    parts = [parse_array(part) for part in body.split(",")]
+    if sum(len(part) for part in parts) > MAX_ARRAY:
+        raise SubmitError(f"bad --array {spec!r}: more than {MAX_ARRAY:,} jobs in one array")
+    indexes = [index for part in parts for index in part]
+    if len(set(indexes)) != len(indexes):
+        raise SubmitError(f"bad --array {spec!r}: its ranges overlap (an index twice)")
+    return indexes, (cap if cap is not None and cap < len(indexes) else None)
+
+
+def format_array(indexes: list[int], cap: int | None = None) -> str:
+    """An array spec for ``indexes``: evenly spaced runs as ``FIRST-LAST[:STEP]``, then ``%cap``."""
+    parts: list[str] = []
+    start = 0
+    while start < len(indexes):
+        end = start
+        step = indexes[start + 1] - indexes[start] if start + 1 < len(indexes) else 1
+        while step > 0 and end + 1 < len(indexes) and indexes[end + 1] - indexes[end] == step:
+            end += 1
+        if end - start < 2 and step != 1:  # two of a kind are not yet a run
+            end = start
+        first, last = indexes[start], indexes[end]
+        parts.append(str(first) if first == last else
+                     f"{first}-{last}" + (f":{step}" if step != 1 else ""))
+        start = end + 1
+    return ",".join(parts) + (f"%{cap}" if cap else "")
+
+
 def parse_array(spec: str) -> range:
-    """Parse ``FIRST-LAST[:STEP]`` (or a single index) into a range."""
+    """Parse one part of an array spec, ``FIRST-LAST[:STEP]`` (or a single index), into a range."""
     text = str(spec).strip()
     body, _, step_text = text.partition(":")
     first, sep, last = body.partition("-")

@@ -28,12 +28,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from . import control, depend, execute, faults, files, liveness, records, states
+from . import (
+    control,
+    depend,
+    execute,
+    faults,
+    files,
+    live,
+    liveness,
+    machine,
+    pilot,
+    placement,
+    records,
+    states,
+)
 from . import directives as jjdir
 from .access import may_submit
-from .claim import BLOCKED, QueueView
+from .claim import BLOCKED, QueueView, view_maker
 from .config import Config, load
 from .errors import JobJarError
+from .hold import Holds
 from .layout import (
     CONTROL_FILES,
     SPARE_SCRATCH,
@@ -106,16 +120,20 @@ class Attempt:
 class Worker:
     """One worker process and its directory ``$JJ_WORKER_HOME/<node>.<pid>``."""
 
-    def __init__(self, config: Config | None = None, categories: list[str] | None = None) -> None:
+    def __init__(self, config: Config | None = None, categories: list[str] | None = None,
+                 limits: pilot.Limits | None = None) -> None:
         self.config = config or load()
+        self.pilot = pilot.Pilot(limits or pilot.Limits())  # when it ends by itself
         self.jar = Jar.from_config(self.config)
         self.name = f"{self.config.node}.{os.getpid()}"
         self.dir = self.jar.worker_dir(self.name)
         wanted = [self.config.node, *(categories or self.config.categories)]
         self.categories = list(dict.fromkeys(wanted))
+        view = view_maker(self.jar.claimed, self.jar.worker_home,  # JJ_FAIR_SHARE, JJ_USER_LIMIT
+                          self.config.fair_share, self.config.user_limit)
         self.views: list[tuple[str | None, QueueView]] = [
-            (c, QueueView(self.jar.queue_dir(c))) for c in self.categories]
-        self.views.append((None, QueueView(self.jar.unclaimed, skip_dirs=True)))
+            (c, view(self.jar.queue_dir(c))) for c in self.categories]
+        self.views.append((None, view(self.jar.unclaimed, skip_dirs=True)))
         # where a claimed job of each category sits: job/[CATEGORY/] (layout.held_path)
         self.job_dirs = {c: held_path(self.dir, c, "x").parent for c, _ in self.views}
         self.reported: dict[str, str | None] = {}  # the last problem logged, per directory
@@ -124,6 +142,7 @@ class Worker:
         self.log_file = None
         self.base_env = job_search_path()
         self.controls = control.WorkerControls(self.jar, self.dir)
+        self.holds = Holds(self.jar, self.categories, log=self.log)  # hold_category
         # paths used for every job, worked out once
         self.link = os.fspath(self.jar.claimed_link(self.name))
         self.scratch_root = self.dir / WORKER_SCRATCH
@@ -143,6 +162,11 @@ class Worker:
         self.has_spare_scratch = False
         self.gone: str | None = None  # why the worker cannot go on (its directory vanished)
         self.next_dir_check = 0.0
+        self.figures: machine.Machine | None = None  # this node, measured (``node_figures``)
+        self.measured_at = float("-inf")
+        self.prefetched: tuple[Path, jjdir.Directives] | None = None  # read at the claim
+        self.left: dict[str, str] = {}  # jobs given back (placement): name -> why, logged once
+        self.too_big: dict[str, None] = {}  # [CAT/]NAME found too big for this node, newest last
 
     # -- set-up and shut-down ------------------------------------------------
 
@@ -173,7 +197,8 @@ class Worker:
         records.write(self.dir / WORKER_INFO, info)
         self.beat(force=True)
         self.warn_if_open_to_all()
-        self.log(f"start categories={','.join(self.categories)}")
+        self.log(f"start categories={','.join(self.categories)}"
+                 + (f" pilot: {self.pilot.limits.describe()}" if self.pilot.limits else ""))
         if moved_aside:
             self.log(f"moved aside what was at {self.name} (not this worker's own directory): "
                      f"{moved_aside}")
@@ -301,6 +326,41 @@ class Worker:
         if problem != self.reported.get(WORKER_HEARTBEAT):
             self.reported[WORKER_HEARTBEAT] = problem
             self.log(f"heartbeat: {problem}" if problem else "heartbeat: working again")
+        self.publish_node()
+
+    def node_figures(self, max_age: float = 1.0) -> machine.Machine:
+        """This node's load and memory, measured at most once per ``max_age`` seconds.
+
+        The claim loop asks on every pass; the kernel's figures change
+        slowly, and reading them twice a millisecond would cost throughput.
+        """
+        now = time.monotonic()
+        if self.figures is None or now - self.measured_at >= max_age:
+            figures = machine.measure(self.config.node)
+            figures.max_load = self.config.max_load  # published, for job_info elsewhere
+            figures.min_free_memory_kb = self.config.min_free_memory
+            figures.too_big = tuple(self.too_big)
+            self.figures, self.measured_at = figures, now
+        return self.figures
+
+    def publish_node(self) -> None:
+        """Write ``nodes/NODE.yaml`` with the heartbeat; a failure is logged once, survived.
+
+        Every worker of a node writes the same file (an atomic rename each
+        time): no election is needed, and a node keeps publishing while any
+        of its workers lives.
+        """
+        try:
+            machine.publish(self.jar, self.node_figures())
+            problem = None
+        except OSError as exc:
+            problem = f"cannot write {self.jar.node_file(self.config.node)}: " \
+                      f"{exc.strerror or exc}"
+        key = "nodes"
+        if problem != self.reported.get(key):
+            if problem or key in self.reported:
+                self.log(problem or "node file: working again")
+            self.reported[key] = problem
 
     def _new_heartbeat(self, path: Path) -> str | None:
         """Put a fresh heartbeat file of ours in place; the problem if we cannot."""
@@ -325,6 +385,7 @@ class Worker:
         with one line in its log and a ``JobJarError``, not a traceback.
         """
         self.setup()
+        self.pilot = pilot.Pilot(self.pilot.limits)  # its time counts from here
         if ready:
             ready(self.name)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -370,24 +431,45 @@ class Worker:
             if self.terminated or self.controls.stopped():
                 self.log("stop" + (" (signal)" if self.terminated else ""))
                 return
+            done = self.pilot.done()  # a pilot's time runs out even while it is paused
+            if done:
+                self.log(f"stop: {done}")
+                return
             if self.controls.paused():
                 self.sleep()
                 continue
             claimed = self.claim()
             if claimed is None:
-                self.release_waiting()
-                self.sleep()
-                continue
-            self.handle_safely(*claimed)
+                released = self.release_waiting()
+                if released or not self.nothing_to_come():
+                    self.sleep()
+                    continue
+                # No hope in waiting/: one more look, for a job another worker released
+                # between our claim and that look (it left waiting/ for our queue).
+                claimed = self.claim()
+                if claimed is None:
+                    self.log("stop: exit-when-empty: nothing to claim and no waiting job of "
+                             "its categories can become claimable")
+                    return
+            if self.handle_safely(*claimed) != states.WAITING:
+                self.pilot.jobs += 1
             self.release_waiting()
 
-    def release_waiting(self) -> None:
-        """Release waiting jobs whose dependencies ended; nothing there may stop us."""
+    def nothing_to_come(self) -> bool:
+        """``--exit-when-empty``: nothing to claim now, and no waiting job of ours can start."""
+        if not self.pilot.limits.exit_when_empty:
+            return False
+        mine = [c for c, _ in self.views]
+        return pilot.waiting_hope(self.jar, mine, self.log, self.pilot.ready_seen) is None
+
+    def release_waiting(self) -> int:
+        """Release waiting jobs whose dependencies ended (how many); nothing there may stop us."""
         self.check_waiting_dirs()
         try:
-            depend.release(self.jar, log=self.log)
+            return depend.release(self.jar, log=self.log)
         except Exception as exc:  # one bad entry is depend's to set aside; this is a backstop
             self.log(f"error while releasing waiting jobs: {type(exc).__name__}: {exc}")
+            return 0
 
     def _terminate(self, signum: int, frame: object) -> None:
         """A termination signal stops the worker, but never in the middle of a job."""
@@ -404,12 +486,82 @@ class Worker:
         events = self.watcher.drain() if self.watcher.active else None
         if events:  # local submissions made while we were busy: no re-listing needed
             self._route(events)
+        if self.node_held():
+            return None
+        held = self.holds.current()
+        accept = self.pilot.fits if self.pilot.deadline is not None else None
         for category, view in self.views:
-            path = view.claim(self.job_dirs[category])
-            self.report(str(view.path), view.problem)
-            if path is not None:
-                return category, path
+            if held and category in held:
+                continue
+            while True:
+                path = view.claim(self.job_dirs[category], accept)
+                self.report(str(view.path), view.problem)
+                if path is None:
+                    break
+                if self.place(category, view, path):
+                    return category, path
         return None
+
+    def node_held(self) -> bool:
+        """Placement rule 1: the node is too loaded or short of memory to claim anything.
+
+        Off (no measurement at all) unless ``JJ_MAX_LOAD`` or
+        ``JJ_MIN_FREE_MEMORY`` is set; the figures are read at most once a
+        second.  A change of verdict is logged once, not every pass.
+        """
+        config = self.config
+        if config.max_load is None and config.min_free_memory is None:
+            return False
+        why = placement.node_gate(self.node_figures(), config.max_load, config.min_free_memory)
+        rule = why.split(" ", 1)[0] if why else None
+        if rule != self.reported.get("gate"):
+            if why or "gate" in self.reported:
+                self.log(f"claiming nothing: {why}" if why else "claiming again")
+            self.reported["gate"] = rule
+        return why is not None
+
+    def place(self, category: str | None, view: QueueView, path: Path) -> bool:
+        """Placement rule 2 for a job just claimed: True to run it here.
+
+        Its directives are read now (and kept for ``read_directives``).  A
+        job for another node, or asking for more memory or CPUs than this
+        node has free, is given back by one rename to where it came from,
+        before anything of it is written, and left alone for a while
+        (``QueueView.defer``).  A job whose head cannot be read or parsed
+        goes on, to be rejected or failed with the reason as before.
+        """
+        self.prefetched = None
+        try:
+            opts = jjdir.parse(depend.read_head(path))
+        except Exception:  # someone's file: its problem is reported by run_job
+            return True
+        self.prefetched = (path, opts)
+        if not placement.asks_anything(opts):
+            return True
+        found = placement.refusal(opts, self.config.node, self.node_figures(), jar=self.jar,
+                                  worker=self.name)
+        if found is None:
+            return True
+        kind, reason = found
+        try:
+            os.rename(path, view.path / path.name)
+        except OSError as exc:  # cannot happen short of a broken disk: run it, never lose it
+            self.log(f"cannot give back {path.name} ({reason}): {exc.strerror or exc}; "
+                     "running it here")
+            return True
+        self.prefetched = None
+        view.defer(path.name, placement.defer_for(kind))
+        if kind == placement.TOO_BIG:  # published with the node's figures (system_status)
+            self.too_big.pop(_queued_as(category, path.name), None)
+            self.too_big[_queued_as(category, path.name)] = None
+            while len(self.too_big) > machine.MAX_TOO_BIG:
+                del self.too_big[next(iter(self.too_big))]
+        if self.left.get(path.name) != kind:
+            if len(self.left) > 10000:
+                self.left.clear()
+            self.left[path.name] = kind
+            self.log(f"leave {path.name}: {reason}")
+        return False
 
     def report(self, directory: str, problem: str | None) -> None:
         """Log a directory's problem once (not once per claim), and once when it is gone."""
@@ -440,6 +592,8 @@ class Worker:
         jitter = min(base * 0.1, MAX_JITTER)
         # At least MIN_SLEEP, so that JJ_PAUSE_TIME=0 polls instead of spinning.
         deadline = time.monotonic() + max(MIN_SLEEP, base + random.uniform(-jitter, jitter))
+        if self.pilot.deadline is not None:  # a pilot wakes when its time is up
+            deadline = min(deadline, max(self.pilot.deadline, time.monotonic() + MIN_SLEEP))
         for _, view in self.views:  # categories created since we last looked
             self.watcher.add(view.path)
         self.sleeping = True
@@ -476,8 +630,8 @@ class Worker:
 
     # -- one job -------------------------------------------------------------
 
-    def handle_safely(self, category: str | None, path: Path) -> None:
-        """Handle a job; if the worker itself fails, never let the job run twice.
+    def handle_safely(self, category: str | None, path: Path) -> str | None:
+        """Handle a job (its status); if the worker itself fails, never let the job run twice.
 
         Before the job's process started, an error gives the job back (it
         never ran), counted as a recovery so that the poison limit applies.
@@ -485,7 +639,7 @@ class Worker:
         its record says what went wrong (``docs/protocol.md``).
         """
         try:
-            self.handle(category, path)
+            return self.handle(category, path)
         except _Interrupted:
             raise
         except Exception as exc:  # OSError mostly; anything else must not kill us either
@@ -499,6 +653,7 @@ class Worker:
                 self.log("exiting: a job is stuck in this worker's directory")
                 self.terminated = True
             time.sleep(min(self.config.pause_time, 1.0))
+            return None
 
     def give_back(self, path: Path, exc: Exception) -> None:
         """Put back a job whose process never started."""
@@ -538,8 +693,8 @@ class Worker:
             self.log(f"error while finishing: {type(exc).__name__}: {exc}")
             return None
 
-    def handle(self, category: str | None, path: Path) -> None:
-        """Run one claimed job through to ``completed/`` (or back to the jar)."""
+    def handle(self, category: str | None, path: Path) -> str:
+        """Run one claimed job through to ``completed/`` (or back to the jar); its status."""
         claimed_at = time.time()
         faults.hit("after-claim")
         self.link_claim(f"{self.link_prefix}{held_path(Path(), category, path.name)}")
@@ -550,10 +705,31 @@ class Worker:
         result = self.run_job(current)
         retry = result.status in states.RETRYABLE and \
             current.record["attempt"] <= current.record["retries"]
+        cut_short = self.cut_short(current, result)
+        if cut_short:
+            result, retry = result._replace(reason=_joined(result.reason, cut_short)), True
         self.close_attempt(current, result, retry)
+        if cut_short:
+            records.interrupted(current.record)
         faults.hit("after-exit")
         self.finish(current)
         self.current = None
+        return result.status
+
+    def cut_short(self, current: Attempt, result: Result) -> str | None:
+        """Why a failed job goes back to the queue instead: its worker was told to stop.
+
+        A scheduler ending a pilot's allocation (Slurm's ``scancel``, the end
+        of its time limit) signals every process of it at once, the job's
+        with the worker's: the job dies of the signal while the worker, which
+        never stops in the middle of a job, would record a failure.  A job
+        that failed after the worker's own SIGTERM or SIGINT is requeued as
+        if recovered (``records.interrupted``), never lost; one that
+        succeeded stays succeeded.
+        """
+        if not self.terminated or current.proc is None or result.status != states.FAILED:
+            return None
+        return "requeued: its worker was told to stop (SIGTERM or SIGINT) while it ran"
 
     def link_claim(self, target: str) -> None:
         """``claimed/W -> target``, replacing what an earlier crash (or anyone) left there.
@@ -611,6 +787,7 @@ class Worker:
         if isinstance(opts, Result):
             return opts
         current.record["retries"] = opts.retries
+        current.record["batch"] = opts.batch
         blocked = self.check_dependencies(current.path.name, opts)
         if blocked:
             return blocked
@@ -640,6 +817,9 @@ class Worker:
 
     def read_directives(self, path: Path) -> jjdir.Directives | Result:
         """The job's ``#JJ`` options; a bad one fails the job (never the worker)."""
+        prefetched, self.prefetched = self.prefetched, None
+        if prefetched is not None and prefetched[0] == path:  # read at the claim (``place``)
+            return prefetched[1]
         try:
             head = depend.read_head(path)
         except depend.NotAJob as exc:
@@ -763,7 +943,9 @@ class Worker:
             reason = getattr(exc, "strerror", None) or str(exc)
             return Result(states.FAILED, f"cannot start the job: {reason}")
         current.proc, current.started = proc, started
-        self.log(f"start {current.path.name} pid={proc.pid}")
+        # Its hidden output files, named in the line the log gets anyway: live output
+        # costs no filesystem operation of its own (``live.start_message``).
+        self.log(live.start_message(current.path.name, proc.pid, current.fresh))
         return None
 
     def supervise(self, current: Attempt, opts: jjdir.Directives) -> Result:
@@ -810,6 +992,7 @@ class Worker:
                    JJ_NODE=self.config.node, JJ_CATEGORY=current.category or "",
                    JJ_PRIORITY=str(record["priority"]), JJ_ATTEMPT=str(record["attempt"]),
                    JJ_WORKER=self.name)
+        env["JJ_PROJECT"] = ""  # JJ_HOME is the project's jar already: none on top, not a file's
         if opts.array_index is not None:
             env["JJ_ARRAY_INDEX"] = str(opts.array_index)
         else:
@@ -885,6 +1068,11 @@ class Worker:
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
 
+def _queued_as(category: str | None, name: str) -> str:
+    """``CATEGORY/NAME`` or ``NAME``: a queued job as a node file names it."""
+    return f"{category}/{name}" if category else name
+
+
 def _own_file(path: str) -> bool:
     """A regular file of ours with one name: safe to hand to the next job emptied."""
     try:
@@ -943,14 +1131,15 @@ def unusable(path: Path, info: os.stat_result) -> str | None:
     return None
 
 
-def main_loop(categories: list[str] | None = None) -> None:
+def main_loop(argv: list[str] | None = None) -> None:
     """Run a worker in this process until it is stopped (a detached worker's entry point).
 
     A worker that cannot go on for a reason it can name (its jar was
     deleted) says so in one line and exits with status 1, no traceback.
     """
     try:
-        worker = Worker(categories=categories)
+        limits, categories = pilot.parse(argv or [])
+        worker = Worker(categories=categories or None, limits=limits)
         worker.reaper = True  # a process of its own: its children are its jobs
         worker.run()
     except JobJarError as exc:

@@ -93,7 +93,8 @@ class SshServer:
         self.proc: subprocess.Popen | None = None
         self.key = root / "client_key"
 
-    def start(self) -> None:
+    def start(self, inside: Node | None = None) -> None:
+        """Start sshd; ``inside`` a node, its sessions run on that node (its host name, pids)."""
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
         for key in ("host_key", "client_key"):
@@ -112,9 +113,9 @@ class SshServer:
             "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
             "Subsystem sftp internal-sftp", "LogLevel ERROR", ""]))
         log = open(self.root / "sshd.log", "w")
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)],
-                                     stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+        args = [SSHD, "-D", "-e", "-f", str(config)]
+        self.proc = subprocess.Popen(inside.command(args) if inside else args, stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
 
         def listening() -> bool:

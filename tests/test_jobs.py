@@ -252,7 +252,7 @@ def test_malformed_directive_fails_that_job_and_the_worker_carries_on(jar):
     jar.start_worker()
     wait_for(lambda: len(jar.completed()) == 4, message="settled")
     assert status(jar, "broken.0") == "failed"
-    assert "--timeout must be a number" in jar.record("broken.0")["reason"]
+    assert "--timeout must be a duration" in jar.record("broken.0")["reason"]
     assert "unknown directive '--frobnicate'" in jar.record("unknown.0")["reason"]
     assert status(jar, "quote.0") == "failed" and "bad directive" in jar.record("quote.0")["reason"]
     assert status(jar, "after.0") == "dependency-failed"

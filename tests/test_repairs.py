@@ -44,6 +44,7 @@ FIELD_TYPES = {
     "signal": (int, type(None)), "status": (str,), "reason": OPTIONAL_TEXT,
     "attempt": (int,), "retries": (int,), "recoveries": (int,), "stdout": OPTIONAL_TEXT,
     "stderr": OPTIONAL_TEXT, "attempts": (list,)}
+FIELD_TYPES["batch"] = OPTIONAL_TEXT  # the batch of an --array or --from-file job
 
 
 def assert_complete(record: dict | None, name: str, status: str) -> dict:

@@ -212,6 +212,7 @@ FIELD_TYPES = {
     "retries": (int,), "recoveries": (int,), "stdout": _TEXT, "stderr": _TEXT,
     "attempts": (list,),
 }
+FIELD_TYPES["batch"] = _TEXT  # the batch of an --array or --from-file job
 
 
 def _check_shape(record: dict) -> None:
@@ -530,7 +531,7 @@ def test_every_state_is_shown_found_and_made():
     assert set(states.DIRECTORIES) == set(states.STATES) - {states.RUNNING}
     assert set(states.DIRECTORIES) <= set(layout.STATE_DIRS)
     assert set(layout.STATE_DIRS) - set(states.DIRECTORIES) == {"claimed", "cancel", "results",
-                                                               "output"}
+                                                               "output", "nodes"}
 
 
 # -- crash points: documented and tested -----------------------------------------------------

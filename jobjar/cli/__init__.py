@@ -29,6 +29,7 @@ COMMANDS = {
     "check_workers": "operate:check_main",
     "recover_jobs": "operate:recover_main",
     "install_cron": "operate:cron_main",
+    "hire_workers": "fleet:hire_main",
     "system_status": "status:status_main",
     "submit_job": "submit:submit_main",
     "unique_job_name": "submit:unique_main",
@@ -36,6 +37,10 @@ COMMANDS = {
     "cancel_job": "jobs:cancel_main",
     "resubmit_job": "jobs:resubmit_main",
     "wait_jobs": "jobs:wait_main",
+    "run_now": "run_now:main",
+    "jr": "run_now:main",
+    "hold_category": "hold:hold_main",
+    "release_category": "hold:release_main",
 }
 
 
@@ -45,6 +50,15 @@ def dispatch(argv: list[str] | None = None) -> int:
     name = os.path.basename(argv[0])
     if name not in COMMANDS and len(argv) > 1 and argv[1] in COMMANDS:
         name, argv = argv[1], argv[1:]
+    elif name not in COMMANDS and "_ARGCOMPLETE" in os.environ:  # completing "jobjar ..."
+        from .complete import dispatcher
+
+        name, argv = dispatcher(COMMANDS), argv[:1]
+    if name not in COMMANDS and argv[1:2] == ["--version"]:
+        from .. import __version__
+
+        sys.stdout.write(f"jobjar (Job Jar) {__version__}\n")
+        return 0
     if name not in COMMANDS:
         usage = ("usage: jobjar COMMAND [ARGS...]  (each command also runs by its own name)\n"
                  "commands: " + ", ".join(sorted(COMMANDS)) + "\n"

@@ -10,16 +10,30 @@ def check_main(argv: list[str] | None = None) -> int:
     """Entry point of ``check_workers``."""
     p = Parser("check_workers", "Start workers until this node runs JJ_MAX_WORKERS of them "
                "(cron runs this).", "check_workers --prune 604800")
+    p.add_argument("--json", action="store_true",
+                   help="print the report as one JSON object (hire_workers reads it)")
     p.add_argument("--prune", metavar="SECONDS",
                    help="also remove directories of dead workers idle for this long")
     p.add_argument("--dry-run", action="store_true", help="report, start nothing")
+    p.add_argument("--exit-when-empty", action="store_true",
+                   help="start pilots that end when no work is left (start_worker's option)")
+    p.add_argument("--max-jobs", metavar="N", help="start pilots that end after N jobs")
+    p.add_argument("--max-time", metavar="DURATION", help="start pilots that claim no job "
+                   "that would run past this time")
     args = p.parse_args(argv)
 
     def body() -> int:
         from ..launch import check_workers
 
         prune = seconds("--prune", args.prune)
-        report = check_workers(prune, start=not args.dry_run)
+        report = check_workers(prune, start=not args.dry_run,
+                               exit_when_empty=args.exit_when_empty, max_jobs=args.max_jobs,
+                               max_time=args.max_time)
+        if args.json:  # the names as the jar has them; a reader escapes them to show them
+            import json
+
+            print(json.dumps(report, ensure_ascii=True))
+            return 0
         for worker in report["pruned"]:
             print(f"pruned {printable(worker)}")
         alive = len(report["alive"])
@@ -68,11 +82,17 @@ def cron_main(argv: list[str] | None = None) -> int:
     p.add_argument("--worker-schedule", metavar="CRON", help="default: */5 * * * *")
     p.add_argument("--recover-schedule", metavar="CRON", help="default: */15 * * * *")
     p.add_argument("--stale", metavar="SECONDS", help="pass --stale to recover_jobs")
+    p.add_argument("--hosts", metavar="FILE",
+                   help="do it on every host of this hosts file, over ssh (see hire_workers)")
     args = p.parse_args(argv)
 
     def body() -> int:
         from .. import cron
 
+        if args.hosts:
+            from .fleet import cron_on_hosts
+
+            return cron_on_hosts(args)
         if args.remove:
             text = cron.remove(args.file, dry_run=args.dry_run)
         else:

@@ -23,6 +23,7 @@ def render(status: dict) -> str:
     control = [name.upper() for name, on in status["control"].items() if on]
     if control:
         lines.append(f"  IN FORCE: {', '.join(control)}")
+    lines.extend(_hold_line(category, hold) for category, hold in status.get("holds", {}).items())
     lines.append("jobs: " + ", ".join(_count(state, jobs[state]) for state in states.SHOWN))
     for category, summary in sorted(queued["categories"].items()):
         if summary["count"]:
@@ -33,6 +34,9 @@ def render(status: dict) -> str:
                  for where in status.get("unreadable", []))
     lines.append(f"workers: {len(status['workers'])}")
     lines.extend(_worker_line(worker) for worker in status["workers"])
+    lines.extend(_node_lines(status.get("nodes") or []))
+    for job in status.get("too_big") or []:
+        lines.append(f"  TOO BIG: {printable(job['name'])}: {printable(job['reason'])}")
     for job in status["stranded"]:
         lines.append(f"  STRANDED: {printable(job['job'])} (worker {printable(job['worker'])} "
                      f"{job['worker_state']}; run recover_jobs)")
@@ -45,6 +49,11 @@ def render(status: dict) -> str:
     if status["recent_failures"]:
         lines.append("recent failures:")
         lines.extend(_failure_line(record) for record in status["recent_failures"])
+    if "projects" in status:
+        lines.append(f"projects: {len(status['projects'])}")
+        for name, project in sorted(status["projects"].items()):
+            counts = ", ".join(f"{n} {state}" for state, n in project["jobs"].items())
+            lines.append(f"  {printable(name)}: {counts}")
     return "\n".join(lines)
 
 
@@ -63,6 +72,15 @@ def _count(state: str, summary) -> str:
     return f"{summary} {state}"  # waiting, running, and any new state
 
 
+def _hold_line(category: str, hold: dict) -> str:
+    """``  HELD: CAT ...`` or ``  hold: CAT open now (window ...)``: ``hold_category``."""
+    window = f"window {hold['window']}" if hold["window"] else "no window"
+    why = f"; malformed hold file: {printable(hold['problem'])}" if hold["problem"] else ""
+    if hold["held"]:
+        return f"  HELD: category {printable(category)} ({window}{why})"
+    return f"  hold: category {printable(category)} open now ({window})"
+
+
 def _worker_line(worker: dict) -> str:
     """``  NAME  STATE on JOB for N s  [CATEGORIES]``."""
     doing = worker["state"]
@@ -71,6 +89,44 @@ def _worker_line(worker: dict) -> str:
         doing += f" on {printable(worker['job'])}{running}"
     cats = printable(",".join(worker["categories"] or []))
     return f"  {printable(worker['name']):<24} {doing}  [{cats}]"
+
+
+def _node_lines(nodes: list[dict]) -> list[str]:
+    """The node table: workers, running jobs, load (per CPU) and memory of every node."""
+    if not nodes:
+        return []
+    lines = [f"nodes: {len(nodes)}",
+             f"  {'NODE':<20} {'WORKERS':>7} {'RUNNING':>7} {'CPUS':>4} {'LOAD':>16} "
+             f"{'PER CPU':>7} {'MEMORY FREE/TOTAL':>19}"]
+    for row in nodes:
+        head = f"  {printable(row['node']):<20} {row['workers']:>7} {row['running']:>7}"
+        if not row["known"]:
+            lines.append(f"{head} {'?':>4} {'unknown (no fresh node file)':>16}")
+            continue
+        load = f"{row['load1']:.2f} {row['load5']:.2f} {row['load15']:.2f}"
+        memory = "?" if not row["mem_total_kb"] else \
+            f"{_size(row['mem_available_kb'])}/{_size(row['mem_total_kb'])}"
+        line = f"{head} {row['cpus']:>4} {load:>16} {row['load_per_cpu']:>7.2f} {memory:>19}"
+        held = _held_line(row)
+        lines.append(line + (f"  HOLDING: {held}" if held else ""))
+    return lines
+
+
+def _held_line(row: dict) -> str:
+    """Why a node's workers claim nothing now, by the node's own settings ('' if they do)."""
+    why = []
+    if row["max_load"] is not None and row["load_per_cpu"] > row["max_load"]:
+        why.append(f"load above JJ_MAX_LOAD {row['max_load']:g}")
+    floor = row["min_free_memory_kb"]
+    if floor is not None and row["mem_total_kb"] and row["mem_available_kb"] < floor:
+        why.append(f"free memory below JJ_MIN_FREE_MEMORY {_size(floor)}")
+    return "; ".join(why)
+
+
+def _size(kb: int) -> str:
+    from ..placement import size_text
+
+    return size_text(kb)
 
 
 def _failure_line(record: dict) -> str:
@@ -89,12 +145,21 @@ def status_main(argv: list[str] | None = None) -> int:
     form = p.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="print JSON")
     form.add_argument("--yaml", action="store_true", help="print YAML")
+    form.add_argument("--html", metavar="FILE",
+                      help="write the status page (static HTML with plots) to FILE, atomically")
+    p.add_argument("--all-projects", action="store_true",
+                   help="also each project's counts (the jars projects/NAME)")
     args = p.parse_args(argv)
 
     def body() -> int:
+        if args.html:
+            from ..statuspage import write_page
+
+            write_page(args.html)
+            return 0
         from ..status import system_status
 
-        status = system_status()
+        status = system_status(all_projects=args.all_projects)
         if args.json:
             import json
 

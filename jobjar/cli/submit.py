@@ -12,21 +12,28 @@ def _parser() -> Parser:
     from ..directives import OPTIONS
 
     p = Parser("submit_job", "Submit a command line (or, with -f, a copy of an executable "
-               "file) to the Job Jar.\nPrints the new job's name.",
+               "file) to the Job Jar.\nPrints the new job's name. With --wait, waits for "
+               "it and exits with its exit status.",
                "submit_job -p 10 -c LINUX /usr/local/bin/big_computation /data/in 104.1 30")
     p.add_argument("-p", "--priority", default="0", help="integer priority (default 0)")
     p.add_argument("-c", "--category", help="category (default: uncategorized)")
     p.add_argument("-i", "--id", help="identifier to put in the job's name")
     p.add_argument("-f", "--file", help="submit a copy of this executable file")
+    p.add_argument("--ini", metavar="FILE", help="submit an fjd job file: an INI file whose "
+                   "[control] executable is run with its copy's path")
     p.add_argument("--from-file", metavar="FILE",
                    help="one job per non-empty line of FILE (- for stdin)")
-    p.add_argument("--array", metavar="FIRST-LAST[:STEP]",
-                   help="one job per index, with JJ_ARRAY_INDEX set")
+    p.add_argument("--array", metavar="SPEC",
+                   help="one job per index, with JJ_ARRAY_INDEX set: 1-5,7,10-20:2; "
+                   "a %%N suffix runs at most N at once")
     for option in OPTIONS:  # the per-job options: one table, in directives.py
         if option.help is not None:
             p.add_argument(*sorted(option.flags, key=len), dest=option.name,
                            metavar=option.metavar, help=option.help,
                            action="append" if option.adds_up else "store")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for the job(s) to end and exit with the job's own exit status "
+                   "(128+N for signal N; the highest of an array's)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
     return p
 
@@ -64,9 +71,10 @@ def submit_main(argv: list[str] | None = None) -> int:
 
         options = _options(args)
         common = dict(priority=args.priority, id=args.id, category=args.category)
-        sources = sum(bool(x) for x in (args.file, args.from_file, args.command))
+        sources = sum(bool(x) for x in (args.file, args.ini, args.from_file, args.command))
         if sources != 1:
-            raise JobJarError("give exactly one of: a command, -f FILE, or --from-file FILE")
+            raise JobJarError("give exactly one of: a command, -f FILE, --ini FILE, or "
+                              "--from-file FILE")
         try:
             if args.from_file:
                 if args.array:
@@ -74,6 +82,8 @@ def submit_main(argv: list[str] | None = None) -> int:
                 names = submit.submit_from_file(args.from_file, **common, **options)
             elif args.file:
                 names = submit.submit_job_file(args.file, **common, array=args.array, **options)
+            elif args.ini:
+                names = submit.submit_ini_file(args.ini, **common, array=args.array, **options)
             else:
                 names = submit.submit_job(" ".join(args.command), **common, array=args.array,
                                           **options)
@@ -81,9 +91,27 @@ def submit_main(argv: list[str] | None = None) -> int:
             _print_names(exc.submitted)
             raise
         _print_names(names)
-        return 0
+        batch = getattr(names, "batch", None)
+        if batch:  # on stderr: stdout stays the list of names
+            sys.stderr.write(f"submit_job: {len(names)} jobs in batch {batch}\n")
+        return _wait(names) if args.wait else 0
 
     return run("submit_job", body)
+
+
+def _wait(names: list[str] | str) -> int:
+    """``submit_job --wait``: silent on success; a line per job that did not succeed."""
+    from ..jobs import exit_status, wait
+    from ..naming import printable
+
+    sys.stdout.flush()  # the names first, for whoever reads them while we wait
+    found = wait(names)
+    for record in found:
+        if record.get("status") != "succeeded":
+            how = record.get("status") or "left the jar without a record"
+            sys.stderr.write(printable(f"submit_job: {record.get('name')}: {how} "
+                                       f"(exit status {exit_status(record)})") + "\n")
+    return exit_status(*found)
 
 
 def unique_main(argv: list[str] | None = None) -> int:

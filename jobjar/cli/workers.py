@@ -16,6 +16,13 @@ def start_main(argv: list[str] | None = None) -> int:
                "worker's directory name.", "start_worker LINUX AMD_OPTERON")
     p.add_argument("--foreground", action="store_true",
                    help="run in this process (for systemd, a terminal or a pilot job)")
+    p.add_argument("--exit-when-empty", action="store_true",
+                   help="a pilot: end once nothing it may claim is left and no waiting job of "
+                   "its categories can start")
+    p.add_argument("--max-jobs", metavar="N", help="a pilot: end after N jobs")
+    p.add_argument("--max-time", metavar="DURATION",
+                   help="a pilot: claim no job that would run past this time (90s, 15m, 12h, "
+                   "1d12h); a job without --timeout only while time is left")
     p.add_argument("categories", nargs="*", help="categories to claim, in order")
     args = p.parse_args(argv)
 
@@ -26,7 +33,9 @@ def start_main(argv: list[str] | None = None) -> int:
             sys.stdout.write(f"{printable(name)}\n")
             sys.stdout.flush()
 
-        name = start_worker(args.categories, foreground=args.foreground, ready=ready)
+        name = start_worker(args.categories, foreground=args.foreground, ready=ready,
+                            exit_when_empty=args.exit_when_empty, max_jobs=args.max_jobs,
+                            max_time=args.max_time)
         if not args.foreground:
             print(printable(name))
         return 0
