@@ -40,6 +40,7 @@ PARAMETERS: dict[str, tuple[str, object]] = {
     "JJ_MAX_LOAD": ("load", None),
     "JJ_MIN_FREE_MEMORY": ("size", None),
     "JJ_PROJECT": ("project", None),
+    "JJ_PYTHON": ("path", None),
     "JJ_FAIR_SHARE": ("bool", False),
     "JJ_USER_LIMIT": ("count", 0),
 }
@@ -68,7 +69,7 @@ class Config:
     __slots__ = ("home", "worker_home", "pause_time", "max_workers", "categories", "node",
                  "max_recoveries", "kill_grace", "heartbeat", "allow_root", "sources",
                  "max_load", "min_free_memory", "project",
-                 "fair_share", "user_limit")
+                 "fair_share", "user_limit", "python")
     home: Path
     worker_home: Path
     pause_time: float
@@ -85,16 +86,18 @@ class Config:
     project: str | None  # JJ_PROJECT: ``home`` is then ``<the jar>/projects/NAME``
     fair_share: bool  # JJ_FAIR_SHARE: among equal priorities, the user running fewest first
     user_limit: int  # JJ_USER_LIMIT: jobs one user runs at once across the jar (0: no cap)
+    python: Path | None  # JJ_PYTHON: this node's interpreter for Python calls (jobjar.Executor)
 
     def __init__(self, home: Path, worker_home: Path, pause_time: float, max_workers: int,
                  categories: tuple[str, ...], node: str, max_recoveries: int,
                  kill_grace: float, heartbeat: float, allow_root: bool,
                  sources: tuple[str, ...] = (), max_load: float | None = None,
                  min_free_memory: int | None = None, project: str | None = None,
-                 fair_share: bool = False, user_limit: int = 0) -> None:
+                 fair_share: bool = False, user_limit: int = 0,
+                 python: Path | None = None) -> None:
         values = (home, worker_home, pause_time, max_workers, categories, node,
                   max_recoveries, kill_grace, heartbeat, allow_root, sources, max_load,
-                  min_free_memory, project, fair_share, user_limit)
+                  min_free_memory, project, fair_share, user_limit, python)
         for name, value in zip(self.__slots__, values):
             object.__setattr__(self, name, value)
 
@@ -328,6 +331,7 @@ def load() -> Config:
         project=project or None,
         fair_share=values.get("JJ_FAIR_SHARE", False),
         user_limit=values.get("JJ_USER_LIMIT", 0),
+        python=values.get("JJ_PYTHON"),
     )
     _cache = (key, config)
     return config

@@ -123,20 +123,23 @@ def _after_names(after) -> list[str] | None:
     return names or None
 
 
-def _launch(python: str) -> str:
-    """The start of the job's command line: the interpreter, and how it finds ``jobjar``.
+def _launch(python: str, chosen: bool) -> str:
+    """The job's command line, with ``{runner}`` where the runner's arguments go.
 
-    Our own interpreter runs with ``-S``: ``site`` (and whatever ``.pth``
-    files a site-packages holds) often costs more than the rest of the
-    start-up, and the runner finds modules in our ``sys.path`` instead
-    (``runner._loads``).  ``jobjar`` itself is found where we found it,
-    after the worker's own ``PYTHONPATH``.  Another interpreter runs as it is.
+    ``python=`` (``chosen``) runs as it is.  Otherwise the node's own
+    ``JJ_PYTHON`` setting wins where a worker has one (the worker puts it in
+    the job's environment), and else our own interpreter runs, with ``-S``:
+    ``site`` (and whatever ``.pth`` files a site-packages holds) often costs
+    more than the rest of the start-up, and the runner finds modules in our
+    ``sys.path`` instead (``runner._loads``).  ``jobjar`` itself is found
+    where we found it, after the worker's own ``PYTHONPATH``.
     """
-    if python != sys.executable:
-        return f"exec {shlex.quote(python)}"
+    if chosen:
+        return f"exec {shlex.quote(python)} {{runner}}"
     top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return (f"PYTHONPATH=${{PYTHONPATH:+$PYTHONPATH:}}{shlex.quote(top)} "
-            f"exec {shlex.quote(python)} -S")
+    path = f"PYTHONPATH=${{PYTHONPATH:+$PYTHONPATH:}}{shlex.quote(top)}"
+    return (f'test -z "${{JJ_PYTHON:-}}" || {path} exec "$JJ_PYTHON" {{runner}}; '
+            f"{path} exec {shlex.quote(python)} -S {{runner}}")
 
 
 def _live_workers(jar: Jar) -> int:
@@ -184,11 +187,11 @@ class Executor(cf.Executor):
         self._priority = check_priority(priority)
         self._opts = submit._options(self._jar, {"timeout": timeout, "retries": retries or None,
                                                  "after": _after_names(after)})
-        python = python or sys.executable
+        chosen, python = python is not None, python or sys.executable
         if not isinstance(python, str) or not python or "\x00" in python or "\n" in python:
             raise SubmitError(f"python= must name an interpreter, not {python!r}")
         self._python = python
-        self._launch = _launch(python)
+        self._launch = _launch(python, chosen)
         self._caller = jjcalls.CallerDir(self._jar, self._config.node)
         self._trust = jjcalls.result_trust(self._jar, self._category)
         self._pending: dict[str, _Call] = {}
@@ -277,7 +280,8 @@ class Executor(cf.Executor):
 
         call_id = self._caller.new_id()
         self._caller.write(call_id, CALL_FILE, jjcalls.pack(jjcalls.header(function), payload))
-        command = f"{self._launch} -m jobjar.runner {self._caller.name} {call_id}"
+        command = self._launch.replace(
+            "{runner}", f"-m jobjar.runner {self._caller.name} {call_id}")
         try:
             name = submit.write_job(submit._script(command, self._opts), self._priority, "py",
                                     self._category, self._opts, self._jar, config=self._config)

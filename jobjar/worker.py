@@ -993,6 +993,8 @@ class Worker:
                    JJ_PRIORITY=str(record["priority"]), JJ_ATTEMPT=str(record["attempt"]),
                    JJ_WORKER=self.name)
         env["JJ_PROJECT"] = ""  # JJ_HOME is the project's jar already: none on top, not a file's
+        if self.config.python is not None:  # this node's interpreter for Python calls
+            env["JJ_PYTHON"] = str(self.config.python)
         if opts.array_index is not None:
             env["JJ_ARRAY_INDEX"] = str(opts.array_index)
         else:

@@ -247,6 +247,24 @@ def test_another_python_version_is_reported_as_such(jar):
     assert no_pickles(jar.home)
 
 
+def test_a_nodes_jj_python_runs_the_calls_unless_python_is_given(jar, tmp_path):
+    """JJ_PYTHON, a node's setting, names the interpreter of Python calls there."""
+    import jobjar
+
+    used = tmp_path / "used"
+    wrapper = tmp_path / "python-here"
+    wrapper.write_text(f"#!/bin/sh\necho \"$@\" >> {used}\nexec {sys.executable} \"$@\"\n")
+    wrapper.chmod(0o755)
+    jar.start_worker(env={"JJ_PYTHON": str(wrapper)})
+    with jobjar.Executor() as executor:
+        assert executor.submit(pow, 3, 4).result(timeout=120) == 81
+    assert "-m jobjar.runner" in used.read_text()
+    used.unlink()
+    with jobjar.Executor(python=sys.executable) as executor:  # python= wins over the node's
+        assert executor.submit(pow, 2, 5).result(timeout=120) == 32
+    assert not used.exists()
+
+
 def test_recover_jobs_removes_the_calls_of_a_killed_caller(jar):
     code = ("import os, jobjar; e = jobjar.Executor(); f = e.submit(abs, -1); "
             "print(f.job, flush=True); os.kill(os.getpid(), 9)")
