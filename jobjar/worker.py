@@ -597,7 +597,8 @@ class Worker:
         records.finish_attempt(
             current.record, result.status, result.reason,
             outcome.started if outcome else None, outcome.finished if outcome else time.time(),
-            outcome.exit_code if outcome else None, outcome.signal if outcome else None, retry)
+            outcome.exit_code if outcome else None, outcome.signal if outcome else None, retry,
+            outcome.usage if outcome else None)
         current.recorded, current.retry = True, retry
 
     # -- the steps of one attempt ----------------------------------------------
@@ -607,7 +608,7 @@ class Worker:
         refused = self.check_job(current.category, current.path)
         if refused:
             return refused
-        opts = self.read_directives(current.path)
+        opts = self.read_directives(current.path, current.record)
         if isinstance(opts, Result):
             return opts
         current.record["retries"] = opts.retries
@@ -638,14 +639,19 @@ class Worker:
                                                      category)
         return Result(states.REJECTED, problem) if problem else None
 
-    def read_directives(self, path: Path) -> jjdir.Directives | Result:
-        """The job's ``#JJ`` options; a bad one fails the job (never the worker)."""
+    def read_directives(self, path: Path, record: dict | None = None) -> jjdir.Directives | Result:
+        """The job's ``#JJ`` options; a bad one fails the job (never the worker).
+
+        The same read gives the record its ``command`` (``records.command_line``).
+        """
         try:
             head = depend.read_head(path)
         except depend.NotAJob as exc:
             return Result(states.REJECTED, str(exc))
         except OSError as exc:
             return Result(states.REJECTED, f"cannot read the job file: {exc.strerror}")
+        if record is not None:
+            record["command"] = records.command_line(head)
         try:
             return jjdir.parse(head)
         except Exception as exc:  # someone's file: any parse error is the file's fault
