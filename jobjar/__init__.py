@@ -32,6 +32,9 @@ submission                                  ``submit.py``
 ``#JJ`` directives                          ``directives.py``
 finding, cancelling, waiting for jobs       ``jobs.py``, ``find.py``
 ``system_status``                           ``status.py``
+``list_jobs`` (the jobs in the jar)        ``listing.py``
+``job_history`` (the jobs that left it)    ``history.py``
+``purge_jobs`` (removing old history)      ``purge.py``
 control files (STOP, PAUSE, ...)            ``control.py``
 is a worker alive                           ``liveness.py``
 configuration                               ``config.py``
@@ -60,6 +63,9 @@ _PUBLIC: dict[str, tuple[str, ...] | None] = {
     "status": ("system_status",),
     "jobs": ("job_info", "cancel_job", "resubmit_job", "wait"),
     "errors": ("JobJarError",),
+    "listing": ("list_jobs",),
+    "history": ("job_history",),
+    "purge": ("purge_jobs",),
 }
 
 #: public name -> module that defines it (the ``None`` entries above added by ``_api``)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
-from conftest import one_line_error, wait_for
+from conftest import wait_for
 
 #: A job that holds 100 MiB, every page touched, then burns a little CPU.
 BIG = ("python3 -c 'b = bytearray(100 * 2**20)\n"

@@ -36,6 +36,9 @@ COMMANDS = {
     "cancel_job": "jobs:cancel_main",
     "resubmit_job": "jobs:resubmit_main",
     "wait_jobs": "jobs:wait_main",
+    "list_jobs": "listing:list_main",
+    "job_history": "listing:history_main",
+    "purge_jobs": "listing:purge_main",
 }
 
 

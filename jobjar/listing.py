@@ -1,0 +1,219 @@
+"""``list_jobs``: one row per job still in the jar, in the order the jar will take them.
+
+It must stay fast with 100,000 queued jobs, so it lists each directory once
+and never reads a record or a job file to make a row: the state and the
+category are the directory, the priority is in the name
+(``naming.priority_of``), the owner is the file's ``st_uid`` and the age
+its modification time (the time of submission: a ``rename`` keeps it), from
+the ``stat`` that ``os.scandir`` makes.  A running job's worker is its link
+in ``claimed/`` and its running time that link's age.
+
+The command of a job is the one thing a listing cannot get without opening
+the job file, so a row reads it lazily (``Row.command``), only when a
+column asks for it and only for the rows that are printed: ``list_jobs |
+head`` reads ten files, ``list_jobs --format name,age`` none.
+
+Order: running jobs first (longest running first), then the unclaimed ones
+per category (uncategorized first) in claim order (``claim.QueueView``:
+highest priority, then oldest, then name), then the waiting ones, oldest
+first.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from . import states
+from .errors import JobJarError
+from .layout import WORKER_JOB, Jar, held_category, subdirs
+from .naming import check_category, priority_of, split_worker_name
+
+__all__ = ["list_jobs", "Row", "COLUMNS", "user_id"]
+
+#: Every column a row has, in the order ``list_jobs`` prints them.
+COLUMNS = ("state", "name", "category", "priority", "owner", "node", "worker", "age", "command",
+           "batch")
+#: What ``list_jobs`` prints without ``--format``.
+DEFAULT_COLUMNS = ("state", "name", "category", "priority", "owner", "worker", "age", "command")
+#: Columns read from the job file itself (lazily, per printed row).
+FROM_FILE = ("command", "batch")
+
+#: ``#JJ --batch ID`` (or ``--batch=ID``): the batch a job belongs to.
+_BATCH = re.compile(rb"^#JJ[ \t]+--batch(?:[ \t]+|=)(\S+)[ \t]*$", re.MULTILINE)
+
+
+class Row:
+    """One job of the listing; ``command`` and ``batch`` are read from its file when asked."""
+
+    __slots__ = ("state", "name", "category", "priority", "uid", "node", "worker", "age",
+                 "path", "mtime_ns", "_head")
+
+    def __init__(self, state: str, path: Path, category: str | None, uid: int | None,
+                 age: float | None, worker: str | None = None, mtime_ns: int = 0) -> None:
+        self.state, self.path, self.category, self.uid = state, path, category, uid
+        self.mtime_ns = mtime_ns  # the claim order's "oldest first"
+        self.name = path.name
+        self.priority = priority_of(self.name)
+        self.age = None if age is None else round(max(0.0, age), 1)
+        self.worker = worker
+        self.node = split_worker_name(worker)[0] if worker else None
+        self._head: bytes | None = None
+
+    @property
+    def owner(self) -> str | None:
+        """The login of the job file's owner (``None``: it vanished before we looked)."""
+        from .records import owner_name
+
+        return None if self.uid is None else owner_name(self.uid)
+
+    def head(self) -> bytes:
+        """The first bytes of the job file (never through a link); empty if it is gone."""
+        if self._head is None:
+            from .depend import NotAJob, read_head
+
+            try:
+                self._head = read_head(self.path)
+            except (OSError, NotAJob):
+                self._head = b""
+        return self._head
+
+    @property
+    def command(self) -> str | None:
+        """The first line of its command (``records.command_line``), read now."""
+        from .records import command_line
+
+        return command_line(self.head())
+
+    @property
+    def batch(self) -> str | None:
+        """The batch id of its ``#JJ --batch`` line, read now (``None``: not in a batch)."""
+        found = _BATCH.search(self.head())
+        return found.group(1).decode("utf-8", "backslashreplace") if found else None
+
+    def as_dict(self, columns: Iterable[str] = COLUMNS) -> dict:
+        """The chosen columns (reading the job file only if one of them needs it)."""
+        return {column: getattr(self, column) for column in columns}
+
+
+def user_id(user: str) -> int:
+    """The uid of a login name (or of a number given as one); ``JobJarError`` if unknown."""
+    import pwd
+
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        if user.isdigit():
+            return int(user)
+        raise JobJarError(f"no such user: {user!r}") from None
+
+
+def check_columns(text: str | Iterable[str] | None, allowed: tuple[str, ...],
+                  default: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns of a ``--format`` (``"name,age"``, or a list); an unknown one is refused."""
+    if text is None:
+        return default
+    chosen = [c.strip() for c in (text.split(",") if isinstance(text, str) else text)]
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown or not chosen:
+        raise JobJarError(f"unknown column {unknown[0] if unknown else ''!r} "
+                          f"(columns: {', '.join(allowed)})")
+    return tuple(chosen)
+
+
+def _queued(state: str, top: Path, now: float) -> list[Row]:
+    """The jobs of ``STATE/`` and ``STATE/CATEGORY/``: one listing each, no file opened."""
+    rows = []
+    for category in (None, *subdirs(top)):
+        try:
+            with os.scandir(top / category if category else top) as entries:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:  # taken while we looked
+                        continue
+                    if category is None and (info.st_mode & 0o170000) == 0o040000:
+                        continue  # a category directory, listed on its own
+                    rows.append(Row(state, Path(entry.path), category, info.st_uid,
+                                    now - info.st_mtime, mtime_ns=info.st_mtime_ns))
+        except OSError:  # gone, or a colleague's unreadable category: nothing to show
+            continue
+    return rows
+
+
+def _running(jar: Jar, now: float) -> list[Row]:
+    """Jobs held by workers, from the links in ``claimed/`` (one listing)."""
+    from .find import running_jobs
+
+    rows = []
+    for worker, path in running_jobs(jar).values():
+        home = os.path.join(jar.worker_dir(worker), WORKER_JOB, "")
+        if not str(path).startswith(home):  # a planted link: not a job of the jar
+            continue
+        try:
+            uid = os.lstat(path).st_uid
+            since = os.lstat(jar.claimed_link(worker)).st_mtime
+        except OSError:  # finished while we looked
+            continue
+        try:
+            rows.append(Row(states.RUNNING, path,
+                            held_category(jar.worker_dir(worker), path), uid, now - since,
+                            worker))
+        except ValueError:  # a link in claimed/ that is not named like a worker
+            continue
+    rows.sort(key=lambda r: (-(r.age or 0), r.name))
+    return rows
+
+
+def _now(jar: Jar) -> float:
+    from .liveness import reading_now
+
+    try:
+        return reading_now(jar)
+    except OSError:
+        return time.time()
+
+
+def list_jobs(mine: bool = False, user: str | None = None, category: str | None = None,
+              state: str | None = None, batch: str | None = None,
+              jar: Jar | None = None) -> list[Row]:
+    """The jobs still in the jar (``states.IN_JAR``), as ``Row``s in the order shown above.
+
+    ``mine``/``user``: only the jobs whose file that user owns; ``category``:
+    only that category (``""``: uncategorized); ``state``: one of
+    ``states.IN_JAR``; ``batch``: only the jobs whose ``#JJ --batch`` line
+    names that id (this one filter reads every job file).
+    """
+    if state is not None and state not in states.IN_JAR:
+        raise JobJarError(f"unknown state {state!r} (states of a job in the jar: "
+                          f"{', '.join(states.IN_JAR)})")
+    if category:
+        check_category(category)
+    uid = os.getuid() if mine else user_id(user) if user is not None else None
+    jar = jar or Jar.from_config()
+    now = _now(jar)
+    rows: list[Row] = []
+    for each in (states.RUNNING, states.UNCLAIMED, states.WAITING):
+        if state is not None and each != state:
+            continue
+        if each == states.RUNNING:
+            found = _running(jar, now)
+        else:
+            found = _queued(each, jar.state_dir(each), now)
+            if each == states.UNCLAIMED:  # claim order, per category
+                found.sort(key=lambda r: (r.category or "", -r.priority, r.mtime_ns, r.name))
+            else:
+                found.sort(key=lambda r: (r.mtime_ns, r.name))
+        rows.extend(found)
+    if uid is not None:
+        rows = [r for r in rows if r.uid == uid]
+    if category is not None:
+        rows = [r for r in rows if (r.category or "") == category]
+    if batch is not None:
+        rows = [r for r in rows if r.batch == batch]
+    return rows
