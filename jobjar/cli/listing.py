@@ -23,32 +23,42 @@ def age(value: float | None) -> str:
 
 
 def _cell(column: str, value: object) -> str:
-    from ..naming import printable
-
+    """A value as text (``printable`` is applied to the whole line, once)."""
     if value is None:
         return "-"
     if column in ("age", "duration"):
         return age(value)  # type: ignore[arg-type]
-    return printable(value)
+    return value if type(value) is str else str(value)
 
 
 def print_table(columns: tuple[str, ...], rows: Iterable, get) -> None:
     """Rows as aligned columns under upper-case headings.
 
     ``get(row, column)`` gives a value.  The columns read from job files
-    (``command``) are neither measured nor padded: they are read row by row
-    as the row is printed, so ``| head`` stops the reading too.
+    (``command``, ``batch``) are neither measured nor padded: they are read
+    row by row as the row is printed, so ``| head`` stops the reading too.
+    Every line goes through ``naming.printable`` (names and commands are
+    anybody's text: no escape sequence reaches the terminal).
     """
+    from ..naming import printable
+
     rows = list(rows)
-    lazy = {"command", "batch"}
+    lazy = ("command", "batch")
     cells = {c: [_cell(c, get(r, c)) for r in rows] for c in columns if c not in lazy}
-    widths = {c: max([len(c), *map(len, cells[c])]) for c in cells}
+    headings = {c: c.upper() for c in columns}
+    for column, texts in cells.items():  # padded column by column (100,000 rows: fast)
+        width = max(len(column), *map(len, texts)) if texts else len(column)
+        cells[column] = [t.ljust(width) for t in texts]
+        headings[column] = column.upper().ljust(width)
     out = sys.stdout
-    out.write("  ".join(c.upper().ljust(widths.get(c, 0)) for c in columns).rstrip() + "\n")
+    out.write("  ".join(headings.values()).rstrip() + "\n")
+    if not any(c in lazy for c in columns):
+        for parts in zip(*(cells[c] for c in columns)):
+            out.write(printable("  ".join(parts).rstrip()) + "\n")
+        return
     for i, row in enumerate(rows):
-        line = [cells[c][i].ljust(widths[c]) if c in cells else _cell(c, get(row, c))
-                for c in columns]
-        out.write("  ".join(line).rstrip() + "\n")
+        text = "  ".join(cells[c][i] if c in cells else _cell(c, get(row, c)) for c in columns)
+        out.write(printable(text.rstrip()) + "\n")
 
 
 def _filters(p: Parser, what: str):  # noqa: ANN202 - argparse's group
