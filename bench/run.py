@@ -23,7 +23,13 @@ temporary directory that is removed afterwards):
 4. latency: an idle worker (default ``JJ_PAUSE_TIME``), one submitted job,
    time until the job starts (it writes a timestamp); median of 20;
 5. ``system_status --json`` on the jar of 100,000 jobs, and the peak
-   resident memory of the workers over the throughput runs.
+   resident memory of the workers over the throughput runs;
+6. history: ``list_jobs`` with 100,000 queued jobs (default columns, which
+   read every job file for its command, and without the command);
+   ``system_status`` with 100 and with 100,000 finished jobs; ``purge_jobs``
+   of 100,000 finished jobs; the CPU a worker spends per job on accounting
+   (``records.command_line``, ``execute.Usage``, the extra record fields),
+   against the time per job of the throughput run.
 
 It is never run by the tests: it takes a few minutes and its figures depend
 on the machine.  Speed is only ever measured here.
@@ -50,7 +56,7 @@ DOC = TOP / "docs" / "performance.md"
 sys.path.insert(0, str(TOP))
 
 ROOT: list[Path] = []  # the benchmark's directory, for the machine description
-SECTIONS = ("throughput", "depth", "submit", "latency", "status")
+SECTIONS = ("throughput", "depth", "submit", "latency", "status", "history")
 TARGETS = {
     "throughput": "jobs/s >= 0.8 x xargs",
     "depth": "cost at 100,000 <= 1.5 x cost at 100, priority order kept",
@@ -60,6 +66,10 @@ TARGETS = {
     "from_file": "< 2 s",
     "status": "< 1 s",
     "rss": "< 40 MB",
+    "list_jobs": "< 1 s",
+    "status_history": "< 0.5 s and <= 1.5 x the cost at 100 finished",
+    "purge": "< 30 s",
+    "accounting": "<= 5 % of a job's time",
 }
 
 
@@ -321,7 +331,7 @@ def throughput(root: Path, n: int, w: int, repeat: int, results: dict) -> None:
             times[tool].append(t)
             say(f"  {n / t:,.0f} jobs/s")
     rates = {t: n / statistics.median(v) for t, v in times.items()}
-    results["throughput"] = {"rates": rates, "runs": {t: [n / x for x in v]
+    results["throughput"] = {"rates": rates, "workers": w, "runs": {t: [n / x for x in v]
                                                       for t, v in times.items()}}
     results["rss_kib"] = max(rss) if rss else None
 
@@ -585,6 +595,102 @@ def status(root: Path, jar: Jar | None, queued: int, results: dict) -> None:
     results["status"] = {"seconds": statistics.median(walls), "jobs": total}
 
 
+# -- 6. history: list_jobs, system_status and purge_jobs at 100,000 -----------------
+
+def finished_jar(root: Path, name: str, total: int, age: float) -> Jar:
+    """A jar holding ``total`` finished jobs as workers leave them: the job file in
+    ``completed/``, a record, an output file; records ``age`` seconds old; and a
+    worker directory whose log names the last of them (``system_status`` reads it)."""
+    from jobjar import records
+
+    jar = Jar(root, name)
+    for sub in ("completed", "results", "output", "unclaimed", "workers/bench.1"):
+        (jar.home / sub).mkdir(parents=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    then = time.time() - age
+    log = []
+    for i in range(total):
+        job = f"done{i:07d}.0"
+        status = "failed" if i % 10 == 0 else "succeeded"
+        record = records.blank(job, None, 0)
+        record.update(status=status, exit_code=1 if status == "failed" else 0,
+                      finished=records.utc_iso(then), max_rss_kb=3000, cpu_user_s=0.001,
+                      cpu_system_s=0.001, command="echo hello", node="bench", worker="bench.1")
+        for path, data in ((jar.home / "completed" / job, b"#!/bin/sh\necho hello\n"),
+                           (jar.home / "results" / f"{job}.yaml", records.dump(record).encode()),
+                           (jar.home / "output" / f"{job}.out", b"hello\n")):
+            fd = os.open(path, flags, 0o755)
+            os.write(fd, data)
+            os.close(fd)
+        os.utime(jar.home / "results" / f"{job}.yaml", (then, then))
+        if i >= total - 200:
+            log.append(f"{records.utc_iso(then + i / total)} finish {job} {status}\n")
+    (jar.home / "workers" / "bench.1" / "log").write_text("".join(log))
+    (jar.home / "workers" / "bench.1" / "info.yaml").write_text("pid: 1\n")
+    return jar
+
+
+def timed(argv: list[str], env: dict, runs: int = 3) -> float | None:
+    """Median wall time of a command (output thrown away); ``None`` if it failed."""
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        walls.append(time.perf_counter() - start)
+        if proc.returncode != 0:
+            say(f"{argv[0]} failed: {proc.stderr.decode()[:200]}")
+            return None
+    return statistics.median(walls)
+
+
+def accounting_cost(runs: int = 20000) -> float:
+    """Seconds of worker CPU per job that accounting adds (measured in this process)."""
+    import resource
+
+    from jobjar import execute, records
+
+    head = b"#!/bin/sh\n#JJ --retries 1\ntouch \"$HOME/out/$JJ_JOB_NAME\"\n"
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    extra = {"max_rss_kb": 3000, "cpu_user_s": 0.0012, "cpu_system_s": 0.0004,
+             "command": "touch \"$HOME/out/$JJ_JOB_NAME\""}
+    start = time.process_time()
+    for _ in range(runs):
+        record = {"command": records.command_line(head)}
+        record.update(zip(records.USAGE_FIELDS, execute.Usage.of(usage)))
+        records.dump(extra)
+    return (time.process_time() - start) / runs
+
+
+def history(root: Path, deep: Path | None, results: dict) -> None:
+    out: dict = {}
+    queued = Jar(root, "listing")
+    if deep is not None:  # the depth section's jar: 100,000 queued jobs already
+        queued.home = deep
+        queued.env["JJ_HOME"] = str(deep)
+    else:
+        outdir = root / "listing-out"
+        outdir.mkdir()
+        prefill(queued.home / "unclaimed" / "bench", outdir, 100_000)
+    out["queued"] = count(queued.home / "unclaimed" / "bench")
+    say(f"list_jobs with {out['queued']:,} queued jobs")
+    out["list"] = timed([str(BIN / "list_jobs")], queued.env)
+    out["list_nocmd"] = timed([str(BIN / "list_jobs"), "--format",
+                               "state,name,category,priority,owner,worker,age"], queued.env)
+    small = finished_jar(root, "finished-100", 100, 2 * 86400)
+    say("building a jar of 100,000 finished jobs")
+    big = finished_jar(root, "finished-100000", 100_000, 2 * 86400)
+    say("system_status with 100 and 100,000 finished jobs")
+    out["status_small"] = timed([str(BIN / "system_status"), "--json"], small.env, 5)
+    out["status_big"] = timed([str(BIN / "system_status"), "--json"], big.env, 5)
+    say("purge_jobs --older-than 1d of 100,000 finished jobs")
+    out["purge"] = timed([str(BIN / "purge_jobs"), "--older-than", "1d"], big.env, 1)
+    left = count(big.home / "completed") + count(big.home / "results")
+    if left:
+        results["notes"].append(f"purge_jobs left {left} files of 100,000 finished jobs")
+    out["accounting"] = accounting_cost()
+    results["history"] = out
+
+
 # -- the report ---------------------------------------------------------------------
 
 def machine() -> list[str]:
@@ -714,10 +820,44 @@ def table(results: dict, args) -> list[str]:
         rows.append(f"| system_status --json, {st['jobs']:,} jobs in the jar, median of 3 | "
                     f"{st['seconds']:.3f} s | {TARGETS['status']} | "
                     f"{verdict(st['seconds'] < 1)} |")
+    hs = results.get("history")
+    if hs:
+        rows += history_rows(hs, results)
     if results.get("rss_kib"):
         mib = results["rss_kib"] / 1024
         rows.append(f"| worker peak RSS over the throughput runs | {mib:.1f} MiB | "
                     f"{TARGETS['rss']} | {verdict(mib < 40)} |")
+    return rows
+
+
+def history_rows(hs: dict, results: dict) -> list[str]:
+    def secs(value: float | None) -> str:
+        return "failed" if value is None else f"{value:.3f} s"
+
+    rows = []
+    for key, label in (("list", "default columns (reads each job file's command)"),
+                       ("list_nocmd", "without the command column")):
+        value = hs[key]
+        rows.append(f"| list_jobs, {hs['queued']:,} queued, {label}, median of 3 | "
+                    f"{secs(value)} | {TARGETS['list_jobs']} | "
+                    f"{verdict(None if value is None else value < 1)} |")
+    small, big = hs["status_small"], hs["status_big"]
+    ok = None if small is None or big is None else big < 0.5 and big <= 1.5 * small
+    ratio = f" = {big / small:.2f} x" if small and big else ""
+    rows.append(f"| system_status --json, 100,000 finished vs 100 finished, median of 5 | "
+                f"{secs(big)} vs {secs(small)}{ratio} | {TARGETS['status_history']} | "
+                f"{verdict(ok)} |")
+    rows.append(f"| purge_jobs --older-than 1d, 100,000 finished jobs | {secs(hs['purge'])} | "
+                f"{TARGETS['purge']} | "
+                f"{verdict(None if hs['purge'] is None else hs['purge'] < 30)} |")
+    tp = results.get("throughput")
+    per_job = None
+    if tp:  # a worker's time per job: workers / (jobs/s)
+        per_job = tp["workers"] / tp["rates"]["jobjar"] if tp.get("workers") else None
+    share = f" = {hs['accounting'] / per_job * 100:.2f} % of a job's time" if per_job else ""
+    rows.append(f"| accounting: worker CPU added per job | {hs['accounting'] * 1e6:.1f} us"
+                f"{share} | {TARGETS['accounting']} | "
+                f"{verdict(hs['accounting'] / per_job <= 0.05 if per_job else None)} |")
     return rows
 
 
@@ -780,6 +920,8 @@ def main() -> int:
                 deep = results["depth"][-1]["jar"]
         if "status" in only:
             status(root, deep, 100_000, results)
+        if "history" in only:
+            history(root, deep, results)
         results["create_us"].append(create_cost(root))
     finally:
         os.environ.clear()
