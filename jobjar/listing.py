@@ -55,12 +55,12 @@ class Row:
 
     def __init__(self, state: str, directory: str, name: str, category: str | None,
                  uid: int | None, age: float | None, worker: str | None = None,
-                 mtime_ns: int = 0) -> None:
+                 mtime_ns: int = 0, priority: int | None = None) -> None:
         # (a string, not a Path: at 100,000 rows, making Paths was a third of the time)
         self.state, self.directory, self.name, self.category = state, directory, name, category
         self.uid, self.mtime_ns = uid, mtime_ns  # mtime: the claim order's "oldest first"
-        self.priority = priority_of(name)
-        self.age = None if age is None else round(max(0.0, age), 1)
+        self.priority = priority_of(name) if priority is None else priority
+        self.age = None if age is None else round(age, 1) if age > 0 else 0.0
         self.worker = worker
         self.node = split_worker_name(worker)[0] if worker else None
         self._head: bytes | None = None
@@ -130,14 +130,20 @@ def check_columns(text: str | Iterable[str] | None, allowed: tuple[str, ...],
 
 
 def _queued(state: str, top: Path, now: float) -> list[Row]:
-    """The jobs of ``STATE/`` and ``STATE/CATEGORY/``: one listing each, no file opened."""
-    rows = []
+    """The jobs of ``STATE/`` and ``STATE/CATEGORY/``, in claim order per category.
+
+    One listing per directory and the ``stat`` it brings; no file opened.
+    Sorted as plain tuples (C compares them), and only then made ``Row``s.
+    """
+    found = []
     for category in (None, *subdirs(top)):
         directory = os.path.join(top, category) if category else str(top)
+        sort_category = category or ""
         try:
             with os.scandir(directory) as entries:
                 for entry in entries:
-                    if entry.name.startswith("."):
+                    name = entry.name
+                    if name[0] == ".":
                         continue
                     try:
                         info = entry.stat(follow_symlinks=False)
@@ -145,11 +151,16 @@ def _queued(state: str, top: Path, now: float) -> list[Row]:
                         continue
                     if category is None and (info.st_mode & 0o170000) == 0o040000:
                         continue  # a category directory, listed on its own
-                    rows.append(Row(state, directory, entry.name, category, info.st_uid,
-                                    now - info.st_mtime, mtime_ns=info.st_mtime_ns))
+                    found.append((sort_category, -priority_of(name), info.st_mtime_ns, name,
+                                  directory, category, info.st_uid, info.st_mtime))
         except OSError:  # gone, or a colleague's unreadable category: nothing to show
             continue
-    return rows
+    if state != states.UNCLAIMED:  # waiting: oldest first, whatever the priority
+        found.sort(key=lambda t: (t[2], t[3]))
+    else:
+        found.sort()
+    return [Row(state, d, name, c, uid, now - mtime, None, mtime_ns, -negative)
+            for _c, negative, mtime_ns, name, d, c, uid, mtime in found]
 
 
 def _running(jar: Jar, now: float) -> list[Row]:
@@ -211,10 +222,6 @@ def list_jobs(mine: bool = False, user: str | None = None, category: str | None 
             found = _running(jar, now)
         else:
             found = _queued(each, jar.state_dir(each), now)
-            if each == states.UNCLAIMED:  # claim order, per category
-                found.sort(key=lambda r: (r.category or "", -r.priority, r.mtime_ns, r.name))
-            else:
-                found.sort(key=lambda r: (r.mtime_ns, r.name))
         rows.extend(found)
     if uid is not None:
         rows = [r for r in rows if r.uid == uid]

@@ -110,7 +110,8 @@ def purge_jobs(older_than: float, status: str | None = None, dry_run: bool = Fal
             return
         record_path = jar.record(name)
         record_info = _lstat(record_path)
-        job_info = _lstat(job_path) if job_path is not None else None
+        # the job file's own stat only when needed: no record, or to tell a directory
+        job_info = _lstat(job_path) if job_path is not None and record_info is None else None
         age = _age(now, record_info, job_info)
         if age is None or age < older_than:
             return
@@ -126,11 +127,15 @@ def purge_jobs(older_than: float, status: str | None = None, dry_run: bool = Fal
             purged.append(name)
             return
         try:
-            if job_path is not None and job_info is not None:
-                if stat.S_ISDIR(job_info.st_mode):
-                    files.remove_tree(job_path)
-                else:
+            if job_path is not None:
+                try:
                     os.unlink(job_path)
+                except IsADirectoryError:  # a directory set aside in rejected/
+                    files.remove_tree(job_path)
+                except PermissionError:  # EPERM: Linux's answer for a directory, too
+                    if not stat.S_ISDIR(os.lstat(job_path).st_mode):
+                        raise
+                    files.remove_tree(job_path)
             for output in jar.default_output(name):
                 files.unlink(output)
             files.unlink(record_path)
