@@ -109,3 +109,14 @@ def test_python_api(jar):
     assert (row.name, row.priority, row.command, row.state) == (name, 4, "echo hi", "unclaimed")
     with pytest.raises(jobjar.JobJarError, match="unknown state"):
         jobjar.list_jobs(state="done")
+
+
+def test_names_and_commands_are_printable_and_odd_entries_skipped(jar):
+    jar.submit_by_hand("evil\x1b[2J.0", "#!/bin/sh\necho \x1b[31mred\n", category="odd")
+    os.symlink("/etc/passwd", jar.path("unclaimed", "odd", "link.0"))
+    (jar.path("unclaimed", "odd") / ".partial").write_text("")
+    os.mkfifo(jar.path("unclaimed", "odd", "fifo.0"))
+    text = jar.run("list_jobs", "-c", "odd", check=True, timeout=30).stdout
+    assert "\x1b" not in text and "evil\\x1b[2J.0" in text and "echo \\x1b[31mred" in text
+    listed = {r["name"]: r["command"] for r in rows(jar, "-c", "odd")}
+    assert listed == {"evil\x1b[2J.0": "echo \x1b[31mred", "link.0": None, "fifo.0": None}
