@@ -50,7 +50,9 @@ class Usage(NamedTuple):
     count, while a process that outlived its parent (re-parented to the
     worker, which is a subreaper, or to ``init``) does not.  ``max_rss_kb``
     is the peak resident set of the largest single process among them, not
-    a sum: two 100 MB processes in turn or at once both show about 100 MB.
+    a sum: two 100 MB processes in turn or at once both show about 100 MB;
+    and it counts from the process's creation as a copy of the worker, so
+    even the smallest job shows about the worker's own size.
     """
 
     max_rss_kb: int

@@ -26,6 +26,8 @@ def _cell(column: str, value: object) -> str:
     """A value as text (``printable`` is applied to the whole line, once)."""
     if value is None:
         return "-"
+    if column == "duration" and isinstance(value, (int, float)) and value < 60:
+        return f"{value:.2f}s"  # most jobs take less than a minute: show how much less
     if column in ("age", "duration"):
         return age(value)  # type: ignore[arg-type]
     return value if type(value) is str else str(value)
