@@ -37,6 +37,8 @@ from .naming import priority_of, split_worker_name
 RECENT = 10
 #: Bytes read from the end of each worker's log for its recent finishes (about 120 jobs).
 LOG_TAIL = 16384
+#: At most this many of the newest finishes (all workers together) are counted.
+MAX_RECENT = 1000
 #: Fields of a record shown among the recent failures.
 FAILURE_FIELDS = ("name", "status", "finished", "exit_code", "signal", "reason", "worker")
 
@@ -191,8 +193,8 @@ def finished(jar: Jar, unreadable: Unreadable | None = None,
     """Completed jobs: how many (a listing), how the recent ones ended, the recent failures.
 
     ``total`` counts the files in ``completed/``; ``succeeded``, ``failed``
-    and ``other`` count the jobs in ``recent_finishes`` (``recent`` of them)
-    whose file is still in ``completed/``.
+    and ``other`` count the jobs among the ``MAX_RECENT`` newest of
+    ``recent_finishes`` whose file is still in ``completed/`` (``recent``).
     """
     try:  # names only (no DirEntry per job): the one cost that grows with history
         names = os.listdir(jar.completed)
@@ -204,8 +206,8 @@ def finished(jar: Jar, unreadable: Unreadable | None = None,
     total = len(names) - sum(1 for name in names if name.startswith("."))
     counts: dict[str, int] = {}
     failures = []
-    recent = [f for f in recent_finishes(jar, jar.workers() if workers is None else workers)
-              if os.path.lexists(jar.completed / f[1])]
+    newest = recent_finishes(jar, jar.workers() if workers is None else workers)[:MAX_RECENT]
+    recent = [f for f in newest if os.path.lexists(jar.completed / f[1])]
     for when, name, status in recent:
         counts[status] = counts.get(status, 0) + 1
         if status != states.SUCCEEDED and len(failures) < RECENT:
