@@ -80,11 +80,12 @@ def job_history(since: float | None = None, mine: bool = False, user: str | None
     ``status``: only those that ended so; ``batch``: only that batch's.
     A job whose record is missing is listed with ``status`` ``None``.
     """
-    from .listing import user_id
+    from .listing import check_jar, user_id
 
     check_status(status)
     uid = os.getuid() if mine else user_id(user) if user is not None else None
     jar = jar or Jar.from_config()
+    check_jar(jar)
     cutoff = None if since is None else time.time() - since
     rows = []
     for state, entry in finished_jobs(jar):

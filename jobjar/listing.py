@@ -116,6 +116,13 @@ def user_id(user: str) -> int:
         raise JobJarError(f"no such user: {user!r}") from None
 
 
+def check_jar(jar: Jar) -> None:
+    """A mistyped ``JJ_HOME`` must not look like an empty jar (as ``system_status`` says)."""
+    if not jar.home.is_dir():
+        raise JobJarError(f"no jar at {jar.home} (nothing was submitted or started there; "
+                          "check JJ_HOME)")
+
+
 def check_columns(text: str | Iterable[str] | None, allowed: tuple[str, ...],
                   default: tuple[str, ...]) -> tuple[str, ...]:
     """The columns of a ``--format`` (``"name,age"``, or a list); an unknown one is refused."""
@@ -219,6 +226,7 @@ def list_jobs(mine: bool = False, user: str | None = None, category: str | None 
         check_category(category)
     uid = os.getuid() if mine else user_id(user) if user is not None else None
     jar = jar or Jar.from_config()
+    check_jar(jar)
     now = _now(jar)
     rows: list[Row] = []
     for each in (states.RUNNING, states.UNCLAIMED, states.WAITING):

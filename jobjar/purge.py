@@ -89,13 +89,13 @@ def purge_jobs(older_than: float, status: str | None = None, dry_run: bool = Fal
     they could not be removed.  ``dry_run``: remove nothing, say the same.
     """
     from .history import check_status
+    from .listing import check_jar
 
     check_status(status)
     if not isinstance(older_than, (int, float)) or not older_than >= 0:
         raise JobJarError(f"older_than must be a duration in seconds, not {older_than!r}")
     jar = jar or Jar.from_config()
-    if not jar.home.is_dir():
-        raise JobJarError(f"no jar at {jar.home} (check JJ_HOME)")
+    check_jar(jar)
     now = time.time()
     in_jar = _in_jar(jar)
     busy = {path.name for _c, path in in_jar}

@@ -104,6 +104,9 @@ def test_bad_input_is_one_line(jar):
     one_line_error(jar.run("list_jobs", "-u", "no-such-user-here"), "no such user", status=1)
     one_line_error(jar.run("list_jobs", "-c", "../x"), "category", status=1)
     one_line_error(jar.run("list_jobs", "--json", "--bogus"), status=2)
+    for command in ("list_jobs", "job_history"):
+        one_line_error(jar.run(command, env={"JJ_HOME": str(jar.root / "typo")}), "no jar at",
+                       status=1)
 
 
 def test_python_api(jar):
