@@ -29,6 +29,7 @@ from pathlib import Path
 
 from . import states
 from .errors import JobJarError
+from .files import is_real_dir
 from .layout import WORKER_JOB, Jar, held_category, subdirs
 from .naming import check_category, priority_of, split_worker_name
 from .records import owner_name
@@ -136,7 +137,7 @@ def check_columns(text: str | Iterable[str] | None, allowed: tuple[str, ...],
     return tuple(chosen)
 
 
-def _queued(state: str, top: Path, now: float) -> list[Row]:
+def _queued(state: str, top: Path, now: float, only: str | None = None) -> list[Row]:
     """The jobs of ``STATE/`` and ``STATE/CATEGORY/``, in claim order per category.
 
     One listing per directory and the ``stat`` it brings; no file opened.
@@ -144,7 +145,11 @@ def _queued(state: str, top: Path, now: float) -> list[Row]:
     """
     found = []
     priorities: dict[str, int] = {}  # by extension: a few distinct ones among 100,000 names
-    for category in (None, *subdirs(top)):
+    # ``only``: one category's directory ("": the top one), not the whole tree
+    wanted = (None, *subdirs(top)) if only is None else (only or None,)
+    if only and not is_real_dir(os.path.join(top, only)):  # never through a planted link
+        wanted = ()
+    for category in wanted:
         directory = os.path.join(top, category) if category else str(top)
         sort_category = category or ""
         try:
@@ -235,7 +240,7 @@ def list_jobs(mine: bool = False, user: str | None = None, category: str | None 
         if each == states.RUNNING:
             found = _running(jar, now)
         else:
-            found = _queued(each, jar.state_dir(each), now)
+            found = _queued(each, jar.state_dir(each), now, category)
         rows.extend(found)
     if uid is not None:
         rows = [r for r in rows if r.uid == uid]

@@ -92,6 +92,11 @@ def test_filters(jar):
     assert names("-c", "A", "--mine", "--state", "unclaimed") == sorted([mine, by_hand.name])
     assert names("--state", "waiting") == names("--state", "running") == []
     assert names("--batch", "b7") == ["hand.0"] and names("--batch", "b8") == []
+    outside = jar.root / "outside"  # a category that is a link: never listed through
+    outside.mkdir()
+    (outside / "x.0").write_text("#!/bin/sh\ntrue\n")
+    os.symlink(outside, jar.path("unclaimed", "L"))
+    assert names("-c", "L") == [] and "x.0" not in names()
     assert rows(jar, "--batch", "b7")[0]["batch"] == "b7"
 
 
