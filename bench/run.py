@@ -37,6 +37,12 @@ temporary directory that is removed afterwards):
    workers and the default chunking, next to ``ProcessPoolExecutor(W).map``
    of the same calls (both timed from the executor's creation to the last
    result), and ``Executor().submit(f).result()`` on an idle jar (median).
+8. history: ``list_jobs`` with 100,000 queued jobs (default columns, which
+   read every job file for its command, and without the command);
+   ``system_status`` with 100 and with 100,000 finished jobs; ``purge_jobs``
+   of 100,000 finished jobs; the CPU a worker spends per job on accounting
+   (``records.command_line``, ``execute.Usage``, the extra record fields),
+   against the time per job of the throughput run.
 
 It is never run by the tests: it takes a few minutes and its figures depend
 on the machine.  Speed is only ever measured here.
@@ -63,7 +69,8 @@ DOC = TOP / "docs" / "performance.md"
 sys.path.insert(0, str(TOP))
 
 ROOT: list[Path] = []  # the benchmark's directory, for the machine description
-SECTIONS = ("throughput", "depth", "submit", "latency", "status", "placement", "executor")
+SECTIONS = ("throughput", "depth", "submit", "latency", "status", "placement", "executor",
+            "history")
 TARGETS = {
     "throughput": "jobs/s >= 0.8 x xargs",
     "depth": "cost at 100,000 <= 1.5 x cost at 100, priority order kept",
@@ -76,6 +83,10 @@ TARGETS = {
     "placement": "cost <= 10 % of throughput",
     "executor_map": "<= ProcessPoolExecutor + 1 s",
     "executor_call": "median < 150 ms",
+    "list_jobs": "< 1 s",
+    "status_history": "< 0.5 s and <= 1.5 x the cost at 100 finished",
+    "purge": "< 30 s",
+    "accounting": "<= 5 % of a job's time",
 }
 #: Placement settings that are on but never hold claims (the benchmark measures their cost).
 PLACEMENT_ENV = {"JJ_MAX_LOAD": "1000", "JJ_MIN_FREE_MEMORY": "1M"}
@@ -419,7 +430,9 @@ def throughput(root: Path, n: int, w: int, repeat: int, results: dict) -> None:
                 times.setdefault((form, tool), []).append(jobs[tool] / t)
                 say(f"  {jobs[tool] / t:,.0f} jobs/s")
     results["throughput"] = {"runs": {f"{form}|{tool}": v for (form, tool), v in times.items()},
-                             "jobs": jobs}
+                             "jobs": jobs, "workers": w,
+                             "rates": {"jobjar": statistics.median(
+                                 times.get(("native", "jobjar"), [0.0])) or None}}
     results["rss_kib"] = max(rss) if rss else None
 
 
@@ -773,6 +786,118 @@ def executor(root: Path, calls: int, w: int, repeat: int, samples: int, results:
     results["executor"] = out
 
 
+# -- 6. history: list_jobs, system_status and purge_jobs at 100,000 -----------------
+
+def finished_jar(root: Path, name: str, total: int, age: float) -> Jar:
+    """A jar holding ``total`` finished jobs as workers leave them: the job file in
+    ``completed/``, a record, an output file; records ``age`` seconds old; and a
+    worker directory whose log names the last of them (``system_status`` reads it)."""
+    from jobjar import records
+
+    jar = Jar(root, name)
+    for sub in ("completed", "results", "output", "unclaimed", "workers/bench.1"):
+        (jar.home / sub).mkdir(parents=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    then = time.time() - age
+    log = []
+    for i in range(total):
+        job = f"done{i:07d}.0"
+        status = "failed" if i % 10 == 0 else "succeeded"
+        record = records.blank(job, None, 0)
+        record.update(status=status, exit_code=1 if status == "failed" else 0,
+                      finished=records.utc_iso(then), max_rss_kb=3000, cpu_user_s=0.001,
+                      cpu_system_s=0.001, command="echo hello", node="bench", worker="bench.1")
+        for path, data in ((jar.home / "completed" / job, b"#!/bin/sh\necho hello\n"),
+                           (jar.home / "results" / f"{job}.yaml", records.dump(record).encode()),
+                           (jar.home / "output" / f"{job}.out", b"hello\n")):
+            fd = os.open(path, flags, 0o755)
+            os.write(fd, data)
+            os.close(fd)
+        os.utime(jar.home / "results" / f"{job}.yaml", (then, then))
+        if i >= total - 200:
+            log.append(f"{records.utc_iso(then + i / total)} finish {job} {status}\n")
+    (jar.home / "workers" / "bench.1" / "log").write_text("".join(log))
+    (jar.home / "workers" / "bench.1" / "info.yaml").write_text("pid: 1\n")
+    return jar
+
+
+CPU: dict[str, float] = {}  # command label -> median CPU seconds (user + system) of its runs
+
+
+def timed(argv: list[str], env: dict, runs: int = 3, label: str = "") -> float | None:
+    """Median wall time of a command (output thrown away); ``None`` if it failed.
+
+    Its median CPU time (user + system) goes to ``CPU[label]``: on a loaded
+    machine the wall time says more about the neighbours than about us.
+    """
+    import resource
+
+    walls, cpus = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        if proc.returncode != 0:
+            say(f"{argv[0]} failed: {proc.stderr.decode()[:200]}")
+            return None
+    CPU[label or argv[0]] = statistics.median(cpus)
+    return statistics.median(walls)
+
+
+def accounting_cost(runs: int = 20000) -> float:
+    """Seconds of worker CPU per job that accounting adds (measured in this process)."""
+    import resource
+
+    from jobjar import execute, records
+
+    head = b"#!/bin/sh\n#JJ --retries 1\ntouch \"$HOME/out/$JJ_JOB_NAME\"\n"
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    extra = {"max_rss_kb": 3000, "cpu_user_s": 0.0012, "cpu_system_s": 0.0004,
+             "command": "touch \"$HOME/out/$JJ_JOB_NAME\""}
+    start = time.process_time()
+    for _ in range(runs):
+        record = {"command": records.command_line(head)}
+        record.update(zip(records.USAGE_FIELDS, execute.Usage.of(usage)))
+        records.dump(extra)
+    return (time.process_time() - start) / runs
+
+
+def history(root: Path, deep: Path | None, results: dict) -> None:
+    out: dict = {}
+    queued = Jar(root, "listing")
+    if deep is not None:  # the depth section's jar: 100,000 queued jobs already
+        queued.home = deep
+        queued.env["JJ_HOME"] = str(deep)
+    else:
+        outdir = root / "listing-out"
+        outdir.mkdir()
+        prefill(queued.home / "unclaimed" / "bench", outdir, 100_000)
+    out["queued"] = count(queued.home / "unclaimed" / "bench")
+    say(f"list_jobs with {out['queued']:,} queued jobs")
+    out["list"] = timed([str(BIN / "list_jobs")], queued.env, label="list")
+    out["list_nocmd"] = timed([str(BIN / "list_jobs"), "--format",
+                               "state,name,category,priority,owner,worker,age"], queued.env,
+                              label="list_nocmd")
+    small = finished_jar(root, "finished-100", 100, 2 * 86400)
+    say("building a jar of 100,000 finished jobs")
+    big = finished_jar(root, "finished-100000", 100_000, 2 * 86400)
+    say("system_status with 100 and 100,000 finished jobs")
+    out["status_small"] = timed([str(BIN / "system_status"), "--json"], small.env, 5,
+                                "status_small")
+    out["status_big"] = timed([str(BIN / "system_status"), "--json"], big.env, 5, "status_big")
+    say("purge_jobs --older-than 1d of 100,000 finished jobs")
+    out["purge"] = timed([str(BIN / "purge_jobs"), "--older-than", "1d"], big.env, 1, "purge")
+    out["cpu"] = dict(CPU)
+    left = count(big.home / "completed") + count(big.home / "results")
+    if left:
+        results["notes"].append(f"purge_jobs left {left} files of 100,000 finished jobs")
+    out["accounting"] = accounting_cost()
+    results["history"] = out
+
+
 # -- the report ---------------------------------------------------------------------
 
 def machine() -> list[str]:
@@ -903,6 +1028,9 @@ def table(results: dict, args) -> list[str]:
                         f"{'' if ok is None else f' = {cost * 100:+.1f} % cost'} (runs: {runs}); "
                         f"worker CPU {cpu:.2f} ms/job "
                         f"| {TARGETS['placement'] if ok is not None else ''} | {verdict(ok)} |")
+    hs = results.get("history")
+    if hs:
+        rows += history_rows(hs, results)
     if results.get("rss_kib"):
         mib = results["rss_kib"] / 1024
         rows.append(f"| worker peak RSS over the throughput runs | {mib:.1f} MiB | "
@@ -918,6 +1046,43 @@ def table(results: dict, args) -> list[str]:
         rows.append(f"| Executor().submit(f).result(), idle jar, median of {args.samples} | "
                     f"{fmt_ms(ex['call'])} (max {fmt_ms(ex['call_max'])}) | "
                     f"{TARGETS['executor_call']} | {verdict(ex['call'] < 0.150)} |")
+    return rows
+
+
+def history_rows(hs: dict, results: dict) -> list[str]:
+    cpu = hs.get("cpu", {})
+
+    def secs(value: float | None, label: str = "") -> str:
+        if value is None:
+            return "failed"
+        return f"{value:.3f} s" + (f" (CPU {cpu[label]:.3f} s)" if label in cpu else "")
+
+    rows = []
+    for key, label in (("list", "default columns (reads each job file's command)"),
+                       ("list_nocmd", "without the command column")):
+        value = hs[key]
+        rows.append(f"| list_jobs, {hs['queued']:,} queued, {label}, median of 3 | "
+                    f"{secs(value, key)} | {TARGETS['list_jobs']} | "
+                    f"{verdict(None if value is None else value < 1)} |")
+    small, big = hs["status_small"], hs["status_big"]
+    ok = None if small is None or big is None else big < 0.5 and big <= 1.5 * small
+    ratio = f" = {big / small:.2f} x" if small and big else ""
+    rows.append(f"| system_status --json, 100,000 finished vs 100 finished, median of 5 | "
+                f"{secs(big, 'status_big')} vs {secs(small, 'status_small')}{ratio} | "
+                f"{TARGETS['status_history']} | "
+                f"{verdict(ok)} |")
+    rows.append(f"| purge_jobs --older-than 1d, 100,000 finished jobs | "
+                f"{secs(hs['purge'], 'purge')} | "
+                f"{TARGETS['purge']} | "
+                f"{verdict(None if hs['purge'] is None else hs['purge'] < 30)} |")
+    tp = results.get("throughput")
+    per_job = None
+    if tp:  # a worker's time per job: workers / (jobs/s)
+        per_job = tp["workers"] / tp["rates"]["jobjar"] if tp.get("workers") else None
+    share = f" = {hs['accounting'] / per_job * 100:.2f} % of a job's time" if per_job else ""
+    rows.append(f"| accounting: worker CPU added per job | {hs['accounting'] * 1e6:.1f} us"
+                f"{share} | {TARGETS['accounting']} | "
+                f"{verdict(hs['accounting'] / per_job <= 0.05 if per_job else None)} |")
     return rows
 
 
@@ -986,6 +1151,8 @@ def main() -> int:
             placement(root, args.jobs, args.workers, repeat, results)
         if "executor" in only:
             executor(root, 10_000, args.workers, repeat, args.samples, results)
+        if "history" in only:
+            history(root, deep, results)
         results["create_us"].append(create_cost(root))
     finally:
         os.environ.clear()

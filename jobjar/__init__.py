@@ -39,6 +39,9 @@ Python calls: ``Executor``, ``map``         ``executor.py``
 their files; the job's command              ``calls.py``, ``runner.py``
 what comes back: values, JobFailed          ``outcomes.py``
 ``system_status``                           ``status.py``
+``list_jobs`` (the jobs in the jar)        ``listing.py``
+``job_history`` (the jobs that left it)    ``history.py``
+``purge_jobs`` (removing old history)      ``purge.py``
 control files (STOP, PAUSE, ...)            ``control.py``
 holding a category, daily windows           ``hold.py``
 is a worker alive                           ``liveness.py``
@@ -75,6 +78,9 @@ _PUBLIC: dict[str, tuple[str, ...] | None] = {
     "immediate": None,
     "errors": ("JobJarError",),
     "executor": ("Executor", "map", "JobFailed"),
+    "listing": ("list_jobs",),
+    "history": ("job_history",),
+    "purge": ("purge_jobs",),
 }
 
 #: public name -> module that defines it (the ``None`` entries above added by ``_api``)

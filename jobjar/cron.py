@@ -22,7 +22,11 @@ from .layout import checkout
 ENTRIES = {
     "worker": ("*/5 * * * *", "check_workers", ""),
     "recover": ("*/15 * * * *", "recover_jobs", ""),
+    "purge": ("17 3 * * *", "purge_jobs", ""),
 }
+#: Entries every ``install`` writes; the others only when their option is given
+#: (and a later ``install`` without it leaves their line as it is).
+ALWAYS = ("worker", "recover")
 TAG = "jobjar"
 
 
@@ -83,14 +87,25 @@ def _tag(name: str, home: Path) -> str:
 
 
 def install(tabfile: str | None = None, schedules: dict | None = None,
-            stale: float | None = None, dry_run: bool = False) -> str:
-    """Install (or update) both cron lines; return the crontab text as written."""
+            stale: float | None = None, dry_run: bool = False,
+            purge: float | None = None) -> str:
+    """Install (or update) the cron lines; return the crontab text as written.
+
+    The ``ALWAYS`` lines every time; the ``purge_jobs --older-than PURGE``
+    line only with ``purge`` (seconds).  Each line has its own tag, and only
+    the lines being written are replaced: installing again without
+    ``purge`` keeps an earlier purge line, as it keeps other options' lines.
+    """
     config = load()
     home = config.home
     cron = _tab(tabfile)
     for name, (schedule, _command, _extra) in ENTRIES.items():
+        if name not in ALWAYS and not (name == "purge" and purge is not None):
+            continue
         schedule = (schedules or {}).get(name) or schedule
         extra = f"--stale {stale:g}" if name == "recover" and stale is not None else ""
+        if name == "purge":
+            extra = f"--older-than {int(purge) if purge == int(purge) else purge}"  # not 2.6e+06
         cron.remove_all(comment=_tag(name, home))
         job = cron.new(command=render(name, home, extra, config.worker_home),
                        comment=_tag(name, home))

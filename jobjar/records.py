@@ -28,7 +28,13 @@ from .states import FINAL, PENDING  # noqa: F401 - re-exported: records.FINAL, r
 #: all of them, however its job ended, so readers need not care.
 FIELDS = ("name", "category", "priority", "submitter", "node", "worker", "submitted",
           "claimed", "started", "finished", "duration", "exit_code", "signal", "status",
-          "reason", "attempt", "retries", "recoveries", "stdout", "stderr", "batch", "attempts")
+          "reason", "attempt", "retries", "recoveries", "stdout", "stderr", "batch", "attempts",
+          # accounting (issue 15): the kernel's figures at reaping, and what was run
+          "max_rss_kb", "cpu_user_s", "cpu_system_s", "command")
+#: Fields of a record that the kernel gives when a job's process is reaped (``None``: never ran).
+USAGE_FIELDS = ("max_rss_kb", "cpu_user_s", "cpu_system_s")
+#: Longest ``command`` kept in a record (the first line of a job; the file has the rest).
+COMMAND_CHARS = 200
 
 
 def blank(name: str, category: str | None, priority: int) -> dict:
@@ -125,8 +131,11 @@ def _read_text(path: Path) -> str | None:
 def read(path: Path) -> dict | None:
     """Read a record, or ``None`` if there is none (or it is unreadable)."""
     text = _read_text(path)
-    if text is None:
-        return None
+    return None if text is None else _parse(text)
+
+
+def _parse(text: str) -> dict | None:
+    """A record's text as a dict (``None``: not a record)."""
     record = {}
     try:
         for line in text.split("\n"):  # not splitlines(): U+2028 may sit in a value
@@ -146,8 +155,31 @@ def read(path: Path) -> dict | None:
 
 
 def status_of(path: Path) -> str | None:
-    """The status field of a record, or ``None``."""
-    record = read(path)
+    """The status field of a record, or ``None``.
+
+    Only the ``status:`` line is decoded (the last one, as ``read`` would
+    keep): ``purge_jobs`` asks this of every finished job, and decoding all
+    of a record's fields was most of its time.  A record that is not one
+    ``key: json`` line per field is read whole (``read``).
+    """
+    text = _read_text(path)
+    if text is None:
+        return None
+    found = None
+    for line in text.split("\n"):
+        if line.startswith("status: "):
+            found = line[8:]
+    if found is not None:
+        try:
+            value = json.loads(found)
+            return value if isinstance(value, str) or value is None else _status_of_whole(text)
+        except ValueError:
+            pass
+    return _status_of_whole(text)
+
+
+def _status_of_whole(text: str) -> str | None:
+    record = _parse(text)
     return record.get("status") if record else None
 
 
@@ -230,11 +262,17 @@ def attempt(name: str, category: str | None, priority: int, path: Path, worker: 
 
 def finish_attempt(record: dict, status: str, reason: str | None, started: float | None,
                    finished: float, exit_code: int | None, signal: int | None,
-                   retry: bool) -> dict:
-    """Fill in how an attempt ended, and add it to the record's history."""
+                   retry: bool, usage: tuple | None = None) -> dict:
+    """Fill in how an attempt ended, and add it to the record's history.
+
+    ``usage``: ``(max_rss_kb, cpu_user_s, cpu_system_s)`` as the kernel gave
+    them at reaping (``execute.Usage``); what they include is described there.
+    """
     if started is not None:
         record.update(started=utc_iso(started), finished=utc_iso(finished),
                       duration=round(finished - started, 6), exit_code=exit_code, signal=signal)
+        if usage is not None:
+            record.update(zip(USAGE_FIELDS, usage))
         record["attempts"].append({k: record[k] for k in (
             "attempt", "worker", "node", "started", "finished", "exit_code", "signal")}
             | {"status": status})
@@ -327,6 +365,29 @@ def batch_of(job: Path) -> str | None:
         return None
     finally:
         os.close(fd)
+
+
+def command_line(head: bytes) -> str | None:
+    """A job's command for its record and listings: its first line that is not a comment.
+
+    For a job ``submit_job`` wrote, that is the user's command (its first
+    line, after ``#!/bin/sh`` and the ``#JJ`` lines); for a submitted
+    script, the first line of its body.  A binary (``submit_job -f`` of a
+    program: no ``#!`` line, or the small script that wraps it) is
+    ``(binary)``; a file with no such line is ``None``.  At most
+    ``COMMAND_CHARS`` characters; not UTF-8 becomes ``\\xNN``.
+    """
+    if not head.startswith(b"#!") and b"\x00" in head[:512]:
+        return "(binary)"
+    for line in head.split(b"\n"):
+        line = line.strip()
+        if not line or line.startswith(b"#"):
+            continue
+        if line.startswith(b'prog="$JJ_SCRATCH_DIR/.jj-binary"'):  # submit._wrap's binary
+            return "(binary)"
+        text = line.decode("utf-8", "backslashreplace")
+        return text if len(text) <= COMMAND_CHARS else text[:COMMAND_CHARS - 3] + "..."
+    return None
 
 
 def file_facts(job: Path) -> tuple[float | None, str | None]:

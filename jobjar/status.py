@@ -3,8 +3,14 @@
 It only reads, and files move under it while it reads: anything that
 vanishes mid-listing is simply not counted.  Queued jobs are counted from
 directory listings and their priorities read from their names, so a jar
-with 100,000 queued jobs is summarised without a ``stat`` per job; finished
-jobs are summarised from their records (one small read each).
+with 100,000 queued jobs is summarised without a ``stat`` per job.  Finished jobs are counted
+from the listing of ``completed/`` alone: the status reads no record per
+finished job, so its cost does not grow with the history.  How the recent
+jobs ended (the ``succeeded``/``failed`` counts and the recent failures)
+comes from a bounded source that workers write anyway, at no cost to
+throughput: the last ``LOG_TAIL`` bytes of each worker's log, whose
+``finish NAME STATUS`` lines name every job a worker finished; only the
+``RECENT`` newest failures have their records read.
 
 Everything it reads may have been written by someone else, carelessly or on
 purpose: a directory it may not read is reported (``unreadable``), never a
@@ -25,12 +31,16 @@ from .control import is_paused, is_stopped
 from .errors import JobJarError
 from .find import running_jobs
 from .hold import holds
-from .layout import GLOBAL_CONTROLS, WORKER_EXITED, Jar, held_job
+from .layout import GLOBAL_CONTROLS, WORKER_EXITED, WORKER_LOG, Jar, held_job
 from .liveness import heartbeat_age, is_alive_here, read_info, reading_now
 from .naming import priority_of, split_worker_name
 
 #: How many recent failures the status lists.
 RECENT = 10
+#: Bytes read from the end of each worker's log for its recent finishes (about 120 jobs).
+LOG_TAIL = 16384
+#: At most this many of the newest finishes (all workers together) are counted.
+MAX_RECENT = 1000
 #: Fields of a record shown among the recent failures.
 FAILURE_FIELDS = ("name", "status", "finished", "exit_code", "signal", "reason", "worker")
 
@@ -136,23 +146,81 @@ def _failure(record: dict, status: str) -> dict:
     return failure
 
 
-def finished(jar: Jar, unreadable: Unreadable | None = None) -> tuple[dict, list[dict]]:
-    """Counts of completed jobs by status, and the most recent failures."""
+def _tail(path: Path, size: int = LOG_TAIL) -> str:
+    """The last ``size`` bytes of a file, whole lines only; never through a link or a fifo."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return ""
+        start = max(0, info.st_size - size)
+        data = os.pread(fd, size, start)
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+    if start:  # the first line was cut: drop it
+        data = data.partition(b"\n")[2]
+    return data.decode("utf-8", "backslashreplace")
+
+
+def recent_finishes(jar: Jar, workers: list[str]) -> list[tuple[str, str, str]]:
+    """``(time, name, status)`` of the jobs that left the jar, from the tails of workers' logs.
+
+    Newest first, each job once (its last finish).  A log is its worker's
+    owner's file: a line is only a hint (a name with a ``/`` or a leading
+    dot is dropped, a status outside ``states.FINAL`` ignored), and rejected
+    jobs, which have their own listing, are left out.
+    """
+    finishes: dict[str, tuple[str, str, str]] = {}
+    for worker in workers:
+        for line in _tail(jar.worker_dir(worker) / WORKER_LOG).split("\n"):
+            when, _, rest = line.partition(" finish ")
+            name, _, status = rest.rpartition(" ")
+            if not name or " " in when or status not in states.FINAL \
+                    or status == states.REJECTED or "/" in name or name.startswith("."):
+                continue
+            if name not in finishes or finishes[name][0] < when:
+                finishes[name] = (when, name, status)
+    return sorted(finishes.values(), reverse=True)
+
+
+def finished(jar: Jar, unreadable: Unreadable | None = None,
+             workers: list[str] | None = None) -> tuple[dict, list[dict]]:
+    """Completed jobs: how many (a listing), how the recent ones ended, the recent failures.
+
+    ``total`` counts the files in ``completed/``; ``succeeded``, ``failed``
+    and ``other`` count the jobs among the ``MAX_RECENT`` newest of
+    ``recent_finishes`` whose file is still in ``completed/`` (``recent``).
+    """
+    try:  # names only (no DirEntry per job): the one cost that grows with history
+        names = os.listdir(jar.completed)
+    except (FileNotFoundError, NotADirectoryError):
+        names = []
+    except OSError:
+        names = []
+        (unreadable if unreadable is not None else Unreadable(jar)).add(jar.completed)
+    total = len(names) - sum(1 for name in names if name.startswith("."))
     counts: dict[str, int] = {}
     failures = []
-    names, _, _ = _scan(jar.completed, unreadable if unreadable is not None else Unreadable(jar))
-    for name in names:
-        record = records.read(jar.record(name)) or {}
-        status = _text(record.get("status")) or "unknown"
+    newest = recent_finishes(jar, jar.workers() if workers is None else workers)[:MAX_RECENT]
+    recent = [f for f in newest if os.path.lexists(jar.completed / f[1])]
+    for when, name, status in recent:
         counts[status] = counts.get(status, 0) + 1
-        if status not in (states.SUCCEEDED, "unknown"):
-            failures.append(_failure(record, status))
-    failures.sort(key=lambda r: r["finished"] or "")
-    total = sum(counts.values())
+        if status != states.SUCCEEDED and len(failures) < RECENT:
+            record = records.read(jar.record(name)) or {}
+            failure = _failure(record, status)
+            failure.update(name=name, finished=failure["finished"] or when)
+            failures.append(failure)
     succeeded = counts.pop(states.SUCCEEDED, 0)
     failed = counts.pop(states.FAILED, 0)
-    return ({"total": total, "succeeded": succeeded, "failed": failed, "other": counts},
-            failures[-RECENT:][::-1])
+    return ({"total": total, "succeeded": succeeded, "failed": failed, "other": counts,
+             "recent": len(recent)}, failures)
 
 
 def _alive(jar: Jar, worker: str, node: str) -> bool | None:
@@ -299,14 +367,15 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(max(0.0, value), 1)
 
 
-def rejected(jar: Jar, unreadable: Unreadable | None = None) -> list[dict]:
-    """Files set aside instead of run, with the reason from their record."""
+def rejected(jar: Jar, unreadable: Unreadable | None = None) -> tuple[list[dict], int]:
+    """Files set aside instead of run: the first ``RECENT`` by name with their record's
+    reason, and how many there are (a listing: no record read beyond those shown)."""
     names, dirs, _ = _scan(jar.rejected, unreadable if unreadable is not None else Unreadable(jar))
     found = []
-    for name in sorted(names) + dirs:
+    for name in (sorted(names) + dirs)[:RECENT]:
         record = records.read(jar.record(name)) or {}
         found.append({"name": name, "reason": _text(record.get("reason"))})
-    return found
+    return found, len(names) + len(dirs)
 
 
 def hidden(jar: Jar, dots: list[os.DirEntry], now: float) -> list[dict]:
@@ -371,14 +440,16 @@ def system_status(all_projects: bool = False) -> dict:
         raise JobJarError(f"no jar at {jar.home} (nothing was submitted or started there; "
                           "check JJ_HOME)")
     unreadable = Unreadable(jar)
-    completed, failures = finished(jar, unreadable)
     now_fs = _now(jar)  # read-only: no probe file for the server's clock
     unclaimed, dots = queued(jar, unreadable)
     workers, stranded = worker_states(jar, config.node, now_fs, unreadable)
+    completed, failures = finished(jar, unreadable, [w["name"] for w in workers])
+    set_aside, set_aside_total = rejected(jar, unreadable)
     summaries = {states.UNCLAIMED: unclaimed, states.RUNNING: sum(1 for w in workers if w["job"]),
-                 states.COMPLETED: completed, states.REJECTED: rejected(jar, unreadable)}
+                 states.COMPLETED: completed, states.REJECTED: set_aside}
     jobs = {state: summaries[state] if state in summaries else count(jar, state, unreadable)
             for state in states.STATES}  # any other state: how many jobs it holds
+    jobs["rejected_total"] = set_aside_total
     jobs["hidden"] = hidden(jar, dots, now_fs)
     from .machine import read_all
 

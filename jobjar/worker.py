@@ -164,7 +164,7 @@ class Worker:
         self.next_dir_check = 0.0
         self.figures: machine.Machine | None = None  # this node, measured (``node_figures``)
         self.measured_at = float("-inf")
-        self.prefetched: tuple[Path, jjdir.Directives] | None = None  # read at the claim
+        self.prefetched: tuple[Path, jjdir.Directives, bytes] | None = None  # read at the claim
         self.left: dict[str, str] = {}  # jobs given back (placement): name -> why, logged once
         self.too_big: dict[str, None] = {}  # [CAT/]NAME found too big for this node, newest last
 
@@ -532,10 +532,11 @@ class Worker:
         """
         self.prefetched = None
         try:
-            opts = jjdir.parse(depend.read_head(path))
+            head = depend.read_head(path)
+            opts = jjdir.parse(head)
         except Exception:  # someone's file: its problem is reported by run_job
             return True
-        self.prefetched = (path, opts)
+        self.prefetched = (path, opts, head)
         if not placement.asks_anything(opts):
             return True
         found = placement.refusal(opts, self.config.node, self.node_figures(), jar=self.jar,
@@ -773,7 +774,8 @@ class Worker:
         records.finish_attempt(
             current.record, result.status, result.reason,
             outcome.started if outcome else None, outcome.finished if outcome else time.time(),
-            outcome.exit_code if outcome else None, outcome.signal if outcome else None, retry)
+            outcome.exit_code if outcome else None, outcome.signal if outcome else None, retry,
+            outcome.usage if outcome else None)
         current.recorded, current.retry = True, retry
 
     # -- the steps of one attempt ----------------------------------------------
@@ -783,7 +785,7 @@ class Worker:
         refused = self.check_job(current.category, current.path)
         if refused:
             return refused
-        opts = self.read_directives(current.path)
+        opts = self.read_directives(current.path, current.record)
         if isinstance(opts, Result):
             return opts
         current.record["retries"] = opts.retries
@@ -815,10 +817,16 @@ class Worker:
                                                      category)
         return Result(states.REJECTED, problem) if problem else None
 
-    def read_directives(self, path: Path) -> jjdir.Directives | Result:
-        """The job's ``#JJ`` options; a bad one fails the job (never the worker)."""
+    def read_directives(self, path: Path, record: dict | None = None) -> jjdir.Directives | Result:
+        """The job's ``#JJ`` options; a bad one fails the job (never the worker).
+
+        The same read gives the record its ``command`` (``records.command_line``);
+        a job read at the claim (``place``) is not read again.
+        """
         prefetched, self.prefetched = self.prefetched, None
-        if prefetched is not None and prefetched[0] == path:  # read at the claim (``place``)
+        if prefetched is not None and prefetched[0] == path:
+            if record is not None:
+                record["command"] = records.command_line(prefetched[2])
             return prefetched[1]
         try:
             head = depend.read_head(path)
@@ -826,6 +834,8 @@ class Worker:
             return Result(states.REJECTED, str(exc))
         except OSError as exc:
             return Result(states.REJECTED, f"cannot read the job file: {exc.strerror}")
+        if record is not None:
+            record["command"] = records.command_line(head)
         try:
             return jjdir.parse(head)
         except Exception as exc:  # someone's file: any parse error is the file's fault

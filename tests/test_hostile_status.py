@@ -54,6 +54,13 @@ def test_system_status_escapes_control_characters_in_every_name_and_reason(jar):
     jar.path("results", "failed.0.yaml").write_text(
         'status: "bad\\u001b[2J\\nforged line"\nreason: "r\\u001b[2J\\nforged line"\n'
         'name: "n\\u001b[2J\\nforged line"\nfinished: "2026"\n')
+    (jar.path("completed") / "x\x1b[2J.0").write_text("")
+    # Recent finishes come from workers' logs: a forged one, with raw control characters.
+    logger = f"logger.{unused_pid()}"
+    forge_worker(jar, logger)
+    (jar.workers_dir / logger / "log").write_text(
+        "2026-01-01T00:00:00Z finish failed.0 failed\n"
+        "2026-01-01T00:00:01Z finish x\x1b[2J.0 failed\n")
 
     text = clean(jar.run("system_status"))
     assert f"STRANDED: {ESCAPED} " in text
@@ -61,7 +68,8 @@ def test_system_status_escapes_control_characters_in_every_name_and_reason(jar):
     assert f"hidden: unclaimed/.{ESCAPED} " in text
     assert "unclaimed C\\x1b[2J\\nforged line: 1" in text
     assert "rejected: raw\\xff.0: (no reason recorded)" in text
-    assert "n\\x1b[2J\\nforged line bad\\x1b[2J\\nforged line: r\\x1b[2J\\nforged line" in text
+    assert "2026 failed.0 failed: r\\x1b[2J\\nforged line" in text  # the jar's name, the log's
+    assert "x\\x1b[2J.0 failed" in text                        # status; the record's reason
 
     machine = json.loads(jar.run("system_status", "--json", check=True).stdout)
     assert EVIL in [item["name"] for item in machine["jobs"]["rejected"]]  # the true name
@@ -130,10 +138,18 @@ def test_records_with_fields_of_the_wrong_type_are_counted_not_trusted(jar):
         jar.path("results", f"{name}.yaml").write_text(text)
     (jar.path("rejected") / "r.0").write_text("")
     jar.path("results", "r.0.yaml").write_text("reason: [1, 2]\n")
+    worker = f"logger.{unused_pid()}"  # how they ended: from a worker's log (status.finished)
+    forge_worker(jar, worker)
+    (jar.workers_dir / worker / "log").write_text(
+        "".join(f"2026-01-01T00:00:0{i}Z finish {name} {status}\n" for i, (name, status) in
+                enumerate([("num.0", "failed"), ("text.0", "failed"), ("bool.0", "failed"),
+                           ("list.0", "timed-out"), ("map.0", "[1, 2]"), ("gone.0", "failed"),
+                           ("../x.0", "failed")])))
     clean(jar.run("system_status"))
     status = json.loads(clean(jar.run("system_status", "--json")))
     done = status["jobs"]["completed"]
-    assert done["total"] == 5 and done["failed"] == 3 and done["other"] == {"unknown": 2}
+    assert done["total"] == 5 and done["failed"] == 3 and done["other"] == {"timed-out": 1}
+    assert done["recent"] == 4  # not a bad status, not a job that is not in completed/
     for failure in status["recent_failures"]:
         assert failure["exit_code"] is None and failure["signal"] is None
         assert all(failure[k] is None or isinstance(failure[k], str)

@@ -210,7 +210,9 @@ FIELD_TYPES = {
     "finished": _TEXT, "duration": (int, float, type(None)), "exit_code": (int, type(None)),
     "signal": (int, type(None)), "status": _TEXT, "reason": _TEXT, "attempt": (int,),
     "retries": (int,), "recoveries": (int,), "stdout": _TEXT, "stderr": _TEXT,
-    "attempts": (list,),
+    "attempts": (list,), "max_rss_kb": (int, type(None)),
+    "cpu_user_s": (int, float, type(None)), "cpu_system_s": (int, float, type(None)),
+    "command": _TEXT,
 }
 FIELD_TYPES["batch"] = _TEXT  # the batch of an --array or --from-file job
 
@@ -251,9 +253,10 @@ def test_attempt_and_finish_attempt_have_every_field(job_file):
     assert record["attempt"] == 1 and record["submitter"] and record["submitted"]
     started = time.time()
     done = records.finish_attempt(record, states.SUCCEEDED, None, started, started + 1.5, 0,
-                                  None, retry=False)
+                                  None, retry=False, usage=(2048, 0.25, 0.125))
     _check_shape(done)
     assert done["status"] == states.SUCCEEDED and done["duration"] == 1.5
+    assert (done["max_rss_kb"], done["cpu_user_s"], done["cpu_system_s"]) == (2048, 0.25, 0.125)
     assert [a["status"] for a in done["attempts"]] == [states.SUCCEEDED]
 
 
@@ -559,3 +562,27 @@ def test_every_crash_point_is_documented_and_tested():
     untested = [p for p in points if f'"{p}"' not in crash_tests]
     assert not undocumented, f"crash points missing from docs/protocol.md: {undocumented}"
     assert not untested, f"crash points without a test in tests/test_crash.py: {untested}"
+
+
+def test_command_line_of_a_job_file():
+    line = records.command_line
+    assert line(b"#!/bin/sh\n#JJ --retries 2\nsimulate --seed 3\nmore\n") == "simulate --seed 3"
+    assert line(b"#!/bin/bash\n\n  # note\n  run  \n") == "run"
+    assert line(b"#!/bin/sh\n# only comments\n") is None and line(b"") is None
+    assert line(b"\x7fELF\x02\x01\x00\x00") == "(binary)"
+    assert line(b'#!/bin/sh\nprog="$JJ_SCRATCH_DIR/.jj-binary"\ntail\n') == "(binary)"
+    assert line(b"#!/bin/sh\necho \xff\n") == "echo \\xff"
+    long = line(b"#!/bin/sh\n" + b"x" * 500 + b"\n")
+    assert len(long) == records.COMMAND_CHARS and long.endswith("...")
+
+
+def test_status_of_reads_only_the_status_line(tmp_path):
+    path = tmp_path / "r.yaml"
+    for text, status in (('name: "a"\nstatus: "failed"\nreason: null\n', "failed"),
+                         ('status: "retrying"\nstatus: "succeeded"\n', "succeeded"),
+                         ("status: failed\nname: [1\n", None), ("name: 1\n", None),
+                         ("status: succeeded\n", "succeeded"), ('status: [1, 2]\n', [1, 2])):
+        path.write_text(text)
+        assert records.status_of(path) == status, text
+        whole = records.read(path)
+        assert (whole or {}).get("status") == status, text

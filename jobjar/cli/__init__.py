@@ -41,6 +41,9 @@ COMMANDS = {
     "jr": "run_now:main",
     "hold_category": "hold:hold_main",
     "release_category": "hold:release_main",
+    "list_jobs": "listing:list_main",
+    "job_history": "listing:history_main",
+    "purge_jobs": "listing:purge_main",
 }
 
 

@@ -84,6 +84,9 @@ def cron_main(argv: list[str] | None = None) -> int:
     p.add_argument("--stale", metavar="SECONDS", help="pass --stale to recover_jobs")
     p.add_argument("--hosts", metavar="FILE",
                    help="do it on every host of this hosts file, over ssh (see hire_workers)")
+    p.add_argument("--purge", metavar="DURATION", help="also a daily purge_jobs --older-than "
+                   "DURATION (kept when install_cron runs again without it)")
+    p.add_argument("--purge-schedule", metavar="CRON", help="default: 17 3 * * *")
     args = p.parse_args(argv)
 
     def body() -> int:
@@ -97,9 +100,13 @@ def cron_main(argv: list[str] | None = None) -> int:
             text = cron.remove(args.file, dry_run=args.dry_run)
         else:
             stale = seconds("--stale", args.stale)
+            purge = seconds("--purge", args.purge)
+            if args.purge_schedule and purge is None:
+                p.error("--purge-schedule needs --purge DURATION")
             text = cron.install(args.file, {"worker": args.worker_schedule,
-                                            "recover": args.recover_schedule},
-                                stale, dry_run=args.dry_run)
+                                            "recover": args.recover_schedule,
+                                            "purge": args.purge_schedule},
+                                stale, dry_run=args.dry_run, purge=purge)
         if args.dry_run:
             print(text.strip())
         return 0

@@ -24,7 +24,8 @@ def render(status: dict) -> str:
     if control:
         lines.append(f"  IN FORCE: {', '.join(control)}")
     lines.extend(_hold_line(category, hold) for category, hold in status.get("holds", {}).items())
-    lines.append("jobs: " + ", ".join(_count(state, jobs[state]) for state in states.SHOWN))
+    lines.append("jobs: " + ", ".join(_count(state, jobs[state], jobs)
+                                      for state in states.SHOWN))
     for category, summary in sorted(queued["categories"].items()):
         if summary["count"]:
             label = printable(category) if category else "(uncategorized)"
@@ -43,6 +44,9 @@ def render(status: dict) -> str:
     for item in jobs["rejected"]:
         reason = printable(item["reason"]) if item["reason"] else "(no reason recorded)"
         lines.append(f"  rejected: {printable(item['name'])}: {reason}")
+    more = jobs.get("rejected_total", 0) - len(jobs["rejected"])
+    if more > 0:
+        lines.append(f"  ... and {more} more rejected (job_history --status rejected)")
     for item in jobs["hidden"]:
         lines.append(f"  hidden: {printable(item['name'])} ({item['age']:.0f} s old; a name "
                      "starting with '.' is never claimed)")
@@ -57,16 +61,20 @@ def render(status: dict) -> str:
     return "\n".join(lines)
 
 
-def _count(state: str, summary) -> str:
-    """``N STATE`` for the summary line; the states summarised by more than a number first."""
+def _count(state: str, summary, jobs: dict) -> str:
+    """``N STATE`` for the summary line; the states summarised by more than a number first.
+
+    The completed jobs' statuses are those of the recent ones only (``status.finished``).
+    """
     if state == states.UNCLAIMED:
         return f"{summary['total']} unclaimed"
     if state == states.COMPLETED:
         other = ", ".join(f"{n} {printable(s)}" for s, n in sorted(summary["other"].items()))
-        return (f"{summary['total']} completed ({summary['succeeded']} succeeded, "
+        return (f"{summary['total']} completed (last {summary['recent']}: "
+                f"{summary['succeeded']} succeeded, "
                 f"{summary['failed']} failed{', ' + other if other else ''})")
     if state == states.REJECTED:
-        return f"{len(summary)} rejected"
+        return f"{jobs.get('rejected_total', len(summary))} rejected"
     if state == states.LIMBO:
         return f"{summary} in limbo"
     return f"{summary} {state}"  # waiting, running, and any new state
