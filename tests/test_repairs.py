@@ -45,6 +45,8 @@ FIELD_TYPES = {
     "attempt": (int,), "retries": (int,), "recoveries": (int,), "stdout": OPTIONAL_TEXT,
     "stderr": OPTIONAL_TEXT, "attempts": (list,)}
 FIELD_TYPES["batch"] = OPTIONAL_TEXT  # the batch of an --array or --from-file job
+FIELD_TYPES.update(max_rss_kb=(int, type(None)), cpu_user_s=(int, float, type(None)),
+                   cpu_system_s=(int, float, type(None)), command=OPTIONAL_TEXT)  # accounting
 
 
 def assert_complete(record: dict | None, name: str, status: str) -> dict:
