@@ -23,6 +23,7 @@ ENTRIES = {
     "worker": ("*/5 * * * *", "check_workers", ""),
     "recover": ("*/15 * * * *", "recover_jobs", ""),
     "purge": ("17 3 * * *", "purge_jobs", ""),
+    "html": ("*/5 * * * *", "system_status", ""),
 }
 #: Entries every ``install`` writes; the others only when their option is given
 #: (and a later ``install`` without it leaves their line as it is).
@@ -88,24 +89,31 @@ def _tag(name: str, home: Path) -> str:
 
 def install(tabfile: str | None = None, schedules: dict | None = None,
             stale: float | None = None, dry_run: bool = False,
-            purge: float | None = None) -> str:
+            purge: float | None = None, html: str | None = None) -> str:
     """Install (or update) the cron lines; return the crontab text as written.
 
     The ``ALWAYS`` lines every time; the ``purge_jobs --older-than PURGE``
-    line only with ``purge`` (seconds).  Each line has its own tag, and only
-    the lines being written are replaced: installing again without
-    ``purge`` keeps an earlier purge line, as it keeps other options' lines.
+    line only with ``purge`` (seconds), the ``system_status --html HTML``
+    line only with ``html`` (a file; made absolute, as cron runs elsewhere).
+    Each line has its own tag, and only the lines being written are
+    replaced: installing again without ``purge`` keeps an earlier purge
+    line, as it keeps every other option's line.
     """
     config = load()
     home = config.home
     cron = _tab(tabfile)
+    optional = {  # the arguments of each optional line, or None: leave that line alone
+        "purge": None if purge is None else
+        f"--older-than {int(purge) if purge == int(purge) else purge}",  # not 2.6e+06
+        "html": None if html is None else f"--html {shlex.quote(os.path.abspath(html))}",
+    }
     for name, (schedule, _command, _extra) in ENTRIES.items():
-        if name not in ALWAYS and not (name == "purge" and purge is not None):
+        if name not in ALWAYS and optional.get(name) is None:
             continue
         schedule = (schedules or {}).get(name) or schedule
         extra = f"--stale {stale:g}" if name == "recover" and stale is not None else ""
-        if name == "purge":
-            extra = f"--older-than {int(purge) if purge == int(purge) else purge}"  # not 2.6e+06
+        if name in optional:
+            extra = optional[name]
         cron.remove_all(comment=_tag(name, home))
         job = cron.new(command=render(name, home, extra, config.worker_home),
                        comment=_tag(name, home))

@@ -125,3 +125,35 @@ def test_an_unwritable_page_is_one_line(jar):
     jar.submit("true")
     missing = jar.root / "no" / "such" / "dir" / "status.html"
     one_line_error(jar.run("system_status", "--html", str(missing)), "cannot write", status=1)
+
+
+def test_install_cron_html_adds_its_own_line_which_writes_the_page(jar, tmp_path):
+    jar.submit("true")
+    tab, page = tmp_path / "tab", tmp_path / "www" / "status.html"
+    page.parent.mkdir()
+    tab.write_text("0 3 * * * /usr/bin/backup\n")
+
+    def lines() -> list[str]:
+        return [x for x in tab.read_text().splitlines() if x and not x.startswith("#")]
+
+    jar.run("install_cron", "--file", str(tab), "--purge", "30d", check=True)
+    jar.run("install_cron", "--file", str(tab), "--html", str(page), check=True)
+    html = [x for x in lines() if "system_status" in x]
+    assert len(html) == 1 and html[0].startswith("*/5 * * * * ") and "jobjar:html" in html[0]
+    assert f"--html {page}" in html[0] and any("purge_jobs" in x for x in lines())
+    jar.run("install_cron", "--file", str(tab), "--html", str(page), "--html-schedule",
+            "*/10 * * * *", check=True)
+    html = [x for x in lines() if "system_status" in x]
+    assert len(html) == 1 and html[0].startswith("*/10 * * * * ")
+    jar.run("install_cron", "--file", str(tab), check=True)  # without --html: the line stays
+    assert [x for x in lines() if "system_status" in x] == html
+    assert len(lines()) == 5  # backup, worker, recover, purge, html
+    # the line as cron would run it (its own PATH and settings) writes the page
+    command = html[0].split(" ", 5)[5].rsplit(" #", 1)[0]
+    subprocess.run(["sh", "-c", command], env={"HOME": str(jar.root / "home")}, check=True,
+                   timeout=120)
+    assert page.read_text().rstrip().endswith("</html>")
+    one_line_error(jar.run("install_cron", "--file", str(tab), "--html-schedule", "@daily"),
+                   "--html", status=2)
+    jar.run("install_cron", "--file", str(tab), "--remove", check=True)
+    assert lines() == ["0 3 * * * /usr/bin/backup"]

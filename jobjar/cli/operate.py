@@ -87,6 +87,9 @@ def cron_main(argv: list[str] | None = None) -> int:
     p.add_argument("--purge", metavar="DURATION", help="also a daily purge_jobs --older-than "
                    "DURATION (kept when install_cron runs again without it)")
     p.add_argument("--purge-schedule", metavar="CRON", help="default: 17 3 * * *")
+    p.add_argument("--html", metavar="FILE", help="also refresh the status page FILE "
+                   "(system_status --html; kept when install_cron runs again without it)")
+    p.add_argument("--html-schedule", metavar="CRON", help="default: */5 * * * *")
     args = p.parse_args(argv)
 
     def body() -> int:
@@ -103,10 +106,13 @@ def cron_main(argv: list[str] | None = None) -> int:
             purge = seconds("--purge", args.purge)
             if args.purge_schedule and purge is None:
                 p.error("--purge-schedule needs --purge DURATION")
+            if args.html_schedule and not args.html:
+                p.error("--html-schedule needs --html FILE")
             text = cron.install(args.file, {"worker": args.worker_schedule,
                                             "recover": args.recover_schedule,
-                                            "purge": args.purge_schedule},
-                                stale, dry_run=args.dry_run, purge=purge)
+                                            "purge": args.purge_schedule,
+                                            "html": args.html_schedule},
+                                stale, dry_run=args.dry_run, purge=purge, html=args.html)
         if args.dry_run:
             print(text.strip())
         return 0
