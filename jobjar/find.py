@@ -188,6 +188,20 @@ def with_identifier(ident: str, jar: Jar, finished: bool = True) -> list[str]:
     return found
 
 
+def batch_manifest(batch: str, jar: Jar) -> str:
+    """The text of batch ``batch``'s manifest; a malformed or unknown id is a one-line error."""
+    from .directives import DirectiveError, check_batch
+
+    try:
+        check_batch(batch)
+    except DirectiveError as exc:
+        raise JobJarError(str(exc)) from None
+    text = read_manifest(jar.batch_file(batch))
+    if text is None:
+        raise JobJarError(f"no batch {batch!r} in {jar.home}")
+    return text
+
+
 def batch_jobs(batch: str, jar: Jar) -> list[str]:
     """The jobs of batch ``batch``, in submission order, from its manifest ``batches/ID``.
 
@@ -197,15 +211,9 @@ def batch_jobs(batch: str, jar: Jar) -> list[str]:
     record.  A forged manifest cannot make ``cancel_job --batch`` act on
     other jobs.
     """
-    from .directives import DirectiveError, check_batch, check_job_name
+    from .directives import DirectiveError, check_job_name
 
-    try:
-        check_batch(batch)
-    except DirectiveError as exc:
-        raise JobJarError(str(exc)) from None
-    text = read_manifest(jar.batch_file(batch))
-    if text is None:
-        raise JobJarError(f"no batch {batch!r} in {jar.home}")
+    text = batch_manifest(batch, jar)
     paths = _job_paths(jar)
     names = []
     for line in dict.fromkeys(text.split("\n")):

@@ -85,6 +85,10 @@ def job_history(since: float | None = None, mine: bool = False, user: str | None
     check_status(status)
     uid = os.getuid() if mine else user_id(user) if user is not None else None
     jar = jar or Jar.from_config()
+    if batch is not None:  # an unknown batch is an error, as an unknown name is
+        from .find import batch_manifest
+
+        batch_manifest(batch, jar)
     check_jar(jar)
     cutoff = None if since is None else time.time() - since
     rows = []

@@ -231,6 +231,10 @@ def list_jobs(mine: bool = False, user: str | None = None, category: str | None 
         check_category(category)
     uid = os.getuid() if mine else user_id(user) if user is not None else None
     jar = jar or Jar.from_config()
+    if batch is not None:  # an unknown batch is an error, as an unknown name is
+        from .find import batch_manifest
+
+        batch_manifest(batch, jar)
     check_jar(jar)
     now = _now(jar)
     rows: list[Row] = []

@@ -2,8 +2,8 @@
 
 A finished job is three things: its file in ``completed/`` (or ``rejected/``),
 its record ``results/NAME.yaml`` and its default output ``output/NAME.out``
-and ``NAME.err``.  Output a job sent elsewhere (``--output FILE``) is the
-user's and stays.  A job's age is that of its record (written once, when it
+and ``NAME.err`` (and the INI copy ``ini/NAME.ini`` of a ``--ini`` job).
+Output a job sent elsewhere (``--output FILE``) is the user's and stays.  A job's age is that of its record (written once, when it
 finished; a ``rename`` into ``completed/`` keeps the file's own time, so the
 file's ``ctime`` stands in where the record is missing).
 
@@ -138,6 +138,7 @@ def purge_jobs(older_than: float, status: str | None = None, dry_run: bool = Fal
                     files.remove_tree(job_path)
             for output in jar.default_output(name):
                 files.unlink(output)
+            files.unlink(jar.ini_copy(name))  # an fjd job's INI copy lives as long as its file
             files.unlink(record_path)
         except OSError as exc:
             kept.append((name, f"cannot remove it: {exc.strerror or exc}"))

@@ -90,9 +90,11 @@ def test_job_history_every_flag(jar):
     assert [r["name"] for r in history(jar, "-u", "65534")] == [bad]
     # a batch id from the record (the field batches add)
     record = jar.path("results", f"{bad}.yaml")
-    record.write_text(record.read_text() + 'batch: "b9"\n')
-    assert [r["name"] for r in history(jar, "--batch", "b9")] == [bad]
-    assert history(jar, "--batch", "b10") == []
+    record.write_text(record.read_text().replace("batch: null", 'batch: "bat9"'))
+    jar.path("batches").mkdir(exist_ok=True)
+    jar.path("batches", "bat9").write_text(f"{bad}\n")
+    assert [r["name"] for r in history(jar, "--batch", "bat9")] == [bad]
+    one_line_error(jar.run("job_history", "--batch", "nosuch10"), "no batch", status=1)
     # --format, --csv and the text table
     assert history(jar, "--format", "name,status")[0].keys() == {"name", "status"}
     table = list(csv.reader(io.StringIO(jar.run("job_history", "--csv", "--format",

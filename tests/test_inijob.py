@@ -74,6 +74,9 @@ def test_an_fjd_job_file_runs_in_the_submitters_directory(jar, project):
     jar.run("resubmit_job", names[1], check=True)
     jar.run("wait_jobs", names[1], check=True)
     assert (project / "data" / "job1.dat").read_text().startswith("value1 ")
+    # purged, a job's copy goes with its file
+    jar.run("purge_jobs", "--older-than", "0", check=True)
+    assert not any((jar.home / "ini").iterdir())
 
 
 def test_without_workdir_it_runs_in_scratch_and_from_python(jar, project):

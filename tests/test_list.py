@@ -80,7 +80,10 @@ def test_filters(jar):
     mine = jar.submit("-c", "A", "true")
     other = jar.submit("-c", "B", "true")
     plain = jar.submit("true")
-    by_hand = jar.submit_by_hand("hand.0", "#!/bin/sh\n#JJ --batch b7\necho in a batch\n", "A")
+    by_hand = jar.submit_by_hand("hand.0", "#!/bin/sh\n#JJ --batch bat7\necho in a batch\n",
+                                 "A")
+    jar.path("batches").mkdir(exist_ok=True)
+    jar.path("batches", "bat7").write_text("hand.0\n")  # its manifest, as submit_job writes it
     os.chown(jar.path("unclaimed", "B", other), 65534, 65534)  # nobody's file
     names = lambda *args: sorted(r["name"] for r in rows(jar, *args))  # noqa: E731
     assert names() == sorted([mine, other, plain, by_hand.name])
@@ -91,13 +94,14 @@ def test_filters(jar):
     assert names("-c", "") == [plain]
     assert names("-c", "A", "--mine", "--state", "unclaimed") == sorted([mine, by_hand.name])
     assert names("--state", "waiting") == names("--state", "running") == []
-    assert names("--batch", "b7") == ["hand.0"] and names("--batch", "b8") == []
+    assert names("--batch", "bat7") == ["hand.0"]
+    one_line_error(jar.run("list_jobs", "--batch", "nosuch8"), "no batch", status=1)
     outside = jar.root / "outside"  # a category that is a link: never listed through
     outside.mkdir()
     (outside / "x.0").write_text("#!/bin/sh\ntrue\n")
     os.symlink(outside, jar.path("unclaimed", "L"))
     assert names("-c", "L") == [] and "x.0" not in names()
-    assert rows(jar, "--batch", "b7")[0]["batch"] == "b7"
+    assert rows(jar, "--batch", "bat7")[0]["batch"] == "bat7"
 
 
 def test_bad_input_is_one_line(jar):
