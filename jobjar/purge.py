@@ -3,9 +3,10 @@
 A finished job is three things: its file in ``completed/`` (or ``rejected/``),
 its record ``results/NAME.yaml`` and its default output ``output/NAME.out``
 and ``NAME.err`` (and the INI copy ``ini/NAME.ini`` of a ``--ini`` job).
-Output a job sent elsewhere (``--output FILE``) is the user's and stays.  A job's age is that of its record (written once, when it
-finished; a ``rename`` into ``completed/`` keeps the file's own time, so the
-file's ``ctime`` stands in where the record is missing).
+Output a job sent elsewhere (``--output FILE``) is the user's and stays.
+A job's age is that of its record (written once, when it finished; a
+``rename`` into ``completed/`` keeps the file's own time, so the file's
+``ctime`` stands in where the record is missing).
 
 Two things are never removed:
 
