@@ -147,3 +147,26 @@ def make_dir(path: str | os.PathLike) -> None:
         os.chmod(path, mode | 0o700)
     except OSError:
         pass
+
+
+def read_tail(path: str | os.PathLike, size: int) -> tuple[bytes, bool]:
+    """The last ``size`` bytes of a regular file, and whether it had more before them.
+
+    Never through a link, never blocking on a fifo: ``(b"", False)`` for
+    anything that is not a regular file one may read (a job's stderr, a
+    worker's log: files other people may replace).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return b"", False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return b"", False
+        start = max(0, info.st_size - size)
+        return os.pread(fd, size, start), start > 0
+    except OSError:
+        return b"", False
+    finally:
+        os.close(fd)

@@ -80,16 +80,10 @@ def job_history(since: float | None = None, mine: bool = False, user: str | None
     ``status``: only those that ended so; ``batch``: only that batch's.
     A job whose record is missing is listed with ``status`` ``None``.
     """
-    from .listing import check_jar, user_id
+    from .listing import selection
 
     check_status(status)
-    uid = os.getuid() if mine else user_id(user) if user is not None else None
-    jar = jar or Jar.from_config()
-    if batch is not None:  # an unknown batch is an error, as an unknown name is
-        from .find import batch_manifest
-
-        batch_manifest(batch, jar)
-    check_jar(jar)
+    uid, jar = selection(mine, user, batch, jar)
     cutoff = None if since is None else time.time() - since
     rows = []
     for state, entry in finished_jobs(jar):

@@ -117,6 +117,23 @@ def user_id(user: str) -> int:
         raise JobJarError(f"no such user: {user!r}") from None
 
 
+def selection(mine: bool, user: str | None, batch: str | None,
+              jar: Jar | None) -> tuple[int | None, Jar]:
+    """The owner a listing keeps (``None``: everyone's) and its jar, checked.
+
+    Shared by ``list_jobs`` and ``job_history``: an unknown user, an
+    unknown batch (as an unknown name is) and a missing jar are errors.
+    """
+    uid = os.getuid() if mine else user_id(user) if user is not None else None
+    jar = jar or Jar.from_config()
+    if batch is not None:
+        from .find import batch_manifest
+
+        batch_manifest(batch, jar)
+    check_jar(jar)
+    return uid, jar
+
+
 def check_jar(jar: Jar) -> None:
     """A mistyped ``JJ_HOME`` must not look like an empty jar (as ``system_status`` says)."""
     if not jar.home.is_dir():
@@ -229,13 +246,7 @@ def list_jobs(mine: bool = False, user: str | None = None, category: str | None 
                           f"{', '.join(states.IN_JAR)})")
     if category:
         check_category(category)
-    uid = os.getuid() if mine else user_id(user) if user is not None else None
-    jar = jar or Jar.from_config()
-    if batch is not None:  # an unknown batch is an error, as an unknown name is
-        from .find import batch_manifest
-
-        batch_manifest(batch, jar)
-    check_jar(jar)
+    uid, jar = selection(mine, user, batch, jar)
     now = _now(jar)
     rows: list[Row] = []
     for each in (states.RUNNING, states.UNCLAIMED, states.WAITING):

@@ -20,8 +20,6 @@ from .runner import ERROR, OK, RAISE
 
 #: How much of a failed job's standard error ``JobFailed`` carries.
 STDERR_TAIL = 4096
-#: Open flags of a job's standard error: never through a link, never a blocking fifo.
-_READ = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
 
 class JobFailed(JobJarError):
@@ -50,24 +48,11 @@ class RemoteTraceback(Exception):
 
 def _tail(path: object) -> str:
     """The end of a job's standard error file (never through a link; ``""`` if none)."""
-    import stat
+    from .files import read_tail
 
     if not isinstance(path, str) or not os.path.isabs(path):
         return ""
-    try:
-        fd = os.open(path, _READ)
-    except OSError:
-        return ""
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return ""
-        os.lseek(fd, max(0, info.st_size - STDERR_TAIL), os.SEEK_SET)
-        return os.read(fd, STDERR_TAIL).decode("utf-8", "replace")
-    except OSError:
-        return ""
-    finally:
-        os.close(fd)
+    return read_tail(path, STDERR_TAIL)[0].decode("utf-8", "replace")
 
 
 def job_failed(name: str, record: dict, note: str | None = None) -> JobFailed:

@@ -148,23 +148,10 @@ def _failure(record: dict, status: str) -> dict:
 
 def _tail(path: Path, size: int = LOG_TAIL) -> str:
     """The last ``size`` bytes of a file, whole lines only; never through a link or a fifo."""
-    import stat
+    from .files import read_tail
 
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return ""
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return ""
-        start = max(0, info.st_size - size)
-        data = os.pread(fd, size, start)
-    except OSError:
-        return ""
-    finally:
-        os.close(fd)
-    if start:  # the first line was cut: drop it
+    data, cut = read_tail(path, size)
+    if cut:  # the first line was cut: drop it
         data = data.partition(b"\n")[2]
     return data.decode("utf-8", "backslashreplace")
 
