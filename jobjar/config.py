@@ -147,6 +147,20 @@ def personal_file() -> Path:
     return Path(os.path.expanduser("~")) / ".jobjar" / "config.ini"
 
 
+def text_of(data: bytes, path: object, error: type[Exception]) -> str:
+    """The text of a small INI file (a configuration, a hosts or an fjd job file), or ``error``.
+
+    UTF-8 without NUL bytes, so that what a person wrote is what is parsed.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text file (invalid UTF-8)") from None
+    if "\x00" in text:
+        raise error(f"{path}: not a text file (contains NUL bytes)")
+    return text
+
+
 def parse_ini(path: Path) -> dict[str, str]:
     """Read one Job Jar INI file into raw ``name -> value`` strings.
 
@@ -159,12 +173,7 @@ def parse_ini(path: Path) -> dict[str, str]:
         return {}
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (invalid UTF-8)") from None
-    if "\x00" in text:
-        raise ConfigError(f"{path}: not a text file (contains NUL bytes)")
+    text = text_of(data, path, ConfigError)
     values: dict[str, str] = {}
     seen_section = False
     for number, raw in enumerate(text.splitlines(), 1):

@@ -74,12 +74,9 @@ def read(path: str | os.PathLike) -> IniJob:
         raise SubmitError(f"{path}: {exc.strerror}") from None
     if len(data) > MAX_BYTES:
         raise SubmitError(f"{path}: larger than {MAX_BYTES} bytes: not an INI job file")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SubmitError(f"{path}: not a text file (invalid UTF-8)") from None
-    if "\x00" in text:
-        raise SubmitError(f"{path}: not a text file (contains NUL bytes)")
+    from .config import text_of
+
+    text = text_of(data, path, SubmitError)
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text, source=str(path))
