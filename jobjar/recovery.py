@@ -41,7 +41,7 @@ from pathlib import Path
 from . import faults, files, records, states
 from .access import may_submit
 from .config import Config, load
-from .layout import WORKER_EXITED, WORKER_INFO, WORKER_SCRATCH, Jar, held_job
+from .layout import WORKER_EXITED, WORKER_INFO, WORKER_LOG, WORKER_SCRATCH, Jar, held_job
 from .liveness import filesystem_now, heartbeat_age, is_alive_here, number, read_info
 from .naming import priority_of, split_worker_name
 
@@ -246,7 +246,36 @@ def _return_job(jar: Jar, config: Config, worker: str, category: str | None, pat
         return None  # another recoverer was faster
     records.write(jar.record(name), record)
     faults.hit("recover-after-record")
-    return action if _move(path, target) else None
+    if not _move(path, target):
+        return None
+    if record["status"] == states.POISONED:
+        _log_finish(jar, worker, name, states.POISONED)
+    return action
+
+
+def _log_finish(jar: Jar, worker: str, name: str, status: str) -> None:
+    """Add ``finish NAME STATUS`` to the dead worker's log, as the worker would have.
+
+    ``system_status`` learns how recent jobs ended from those lines (it reads
+    no record per finished job), so a job poisoned by recovery shows there.
+    Only an existing regular file is appended to, never through a link; a
+    log we may not write is left as it is.
+    """
+    from .naming import printable
+
+    flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(jar.worker_dir(worker) / WORKER_LOG, flags)
+    except OSError:
+        return
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            line = f"{records.utc_iso(time.time())} finish {printable(name)} {status}\n"
+            os.write(fd, line.encode("utf-8", "surrogateescape"))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _move(path: Path, target: Path) -> bool:
