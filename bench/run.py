@@ -1080,7 +1080,7 @@ def history_rows(hs: dict, results: dict) -> list[str]:
                 f"{TARGETS['status_history']} | "
                 f"{verdict(ok)} |")
     for key, label in (("page_old", "finished two days ago (outside the plots' window)"),
-                       ("page_recent", "finished in the last 10 minutes (5,000 records read)")):
+                       ("page_recent", "finished in the last 10 minutes (2,000 records read)")):
         value = hs.get(key)
         rows.append(f"| system_status --html, 100,000 jobs {label}, median of 3 | "
                     f"{secs(value, key)} | {TARGETS['page']} | "

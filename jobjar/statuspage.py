@@ -31,7 +31,7 @@ from .naming import printable
 #: The plots' window: the last hours of finished jobs.
 WINDOW_HOURS = 6
 #: At most this many records are read for the plots (the newest of the window).
-MAX_RECORDS = 5000
+MAX_RECORDS = 2000
 #: At most this many batches (the newest manifests) are looked at for progress.
 MAX_BATCHES = 20
 #: Columns of the time plots (one per minute bucket group).

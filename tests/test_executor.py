@@ -302,9 +302,11 @@ def test_recover_jobs_never_follows_a_link_at_calls(jar, tmp_path):
 
 #: Run on one node: a map whose calls run on the other nodes' workers.
 NODE_MAP = """
-import json, os, jobjar
-print(json.dumps(jobjar.map(lambda x: (x * x, os.uname().nodename), range(120), chunksize=6,
-                            progress=False)))
+import json, os, time, jobjar
+def call(x):  # a tenth of a second each: one node's two workers cannot drain all 20
+    time.sleep(0.1)  # chunks before the other node's workers next look at the queue
+    return x * x, os.uname().nodename
+print(json.dumps(jobjar.map(call, range(120), chunksize=6, progress=False)))
 """
 
 
