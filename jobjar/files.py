@@ -149,6 +149,35 @@ def make_dir(path: str | os.PathLike) -> None:
         pass
 
 
+def read_regular(path: str | os.PathLike, limit: int) -> bytes | None:
+    """The bytes of a regular file of at most ``limit`` bytes, else ``None``.
+
+    Never through a link, never blocking on a fifo or a device: records,
+    manifests and the like are files other people may replace, and a plain
+    ``open`` of a fifo would block the reader for good.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        chunks, size = [], 0
+        while size <= limit:  # (it may have grown since the fstat: read until the end)
+            chunk = os.read(fd, max(info.st_size + 4096 - size, 4096))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None if size > limit else b"".join(chunks)
+
+
 def read_tail(path: str | os.PathLike, size: int) -> tuple[bytes, bool]:
     """The last ``size`` bytes of a regular file, and whether it had more before them.
 

@@ -242,27 +242,10 @@ def _job_paths(jar: Jar) -> dict[str, Path]:
 
 def read_manifest(path: Path) -> str | None:
     """A manifest's text: a regular file, never through a link, bounded; ``None`` if none."""
-    import stat
+    from .files import read_regular
 
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_MANIFEST_BYTES:
-            return None
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode("utf-8", "surrogateescape")
+    data = read_regular(path, MAX_MANIFEST_BYTES)
+    return None if data is None else data.decode("utf-8", "surrogateescape")
 
 
 def _carries(name: str, batch: str, jar: Jar, path: Path | None) -> bool:

@@ -96,31 +96,12 @@ def write(path: Path, record: dict) -> None:
 
 #: A record is small; anything bigger is not one of ours (and is not read whole).
 MAX_BYTES = 1 << 20
-_READ = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
 
 def _read_text(path: Path) -> str | None:
-    """The text of a regular file at ``path``, never through a link, a fifo or a device.
-
-    Someone may put a fifo where a record belongs: a plain ``open`` would
-    block the worker that reads it for good.
-    """
-    import stat
-
-    try:
-        fd = os.open(path, _READ)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
-            return None
-        data = os.read(fd, info.st_size + 4096)  # (it may have grown since: read a little more)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_BYTES:
+    """The text of a regular file at ``path`` (``files.read_regular``), or ``None``."""
+    data = files.read_regular(path, MAX_BYTES)
+    if data is None:
         return None
     try:
         return data.decode("utf-8")
