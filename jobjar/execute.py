@@ -187,7 +187,8 @@ _DEFAULT_SIGNALS = tuple(getattr(signal, n) for n in ("SIGPIPE", "SIGXFSZ") if h
 _HOME: list[int] = []
 
 
-def _posix_spawn(argv: list[str], scratch: Path, env: dict, streams) -> Child:
+def _posix_spawn(argv: list[str], scratch: Path, env: dict, streams,
+                 program: str | None = None) -> Child:
     """Start a job with ``posix_spawn``, which costs less than ``Popen`` per job.
 
     ``Popen`` encodes the environment and prepares the child in Python; this
@@ -208,8 +209,8 @@ def _posix_spawn(argv: list[str], scratch: Path, env: dict, streams) -> Child:
     where = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         os.fchdir(where)
-        return Child(os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True,
-                                    setsigdef=_DEFAULT_SIGNALS))
+        return Child(os.posix_spawn(program or argv[0], argv, env, file_actions=actions,
+                                    setsid=True, setsigdef=_DEFAULT_SIGNALS))
     finally:
         os.close(where)
         os.fchdir(_HOME[0])
@@ -246,8 +247,14 @@ def _popen(argv: list[str], scratch: Path, env: dict, streams) -> subprocess.Pop
                   stderr=fds[1], start_new_session=True, close_fds=True, preexec_fn=preexec)
 
 
-def spawn(job: Path, scratch: Path, env: dict, out: Stream, err: Stream) -> Process:
-    """Start the job in ``scratch`` with its standard output and error in ``out``, ``err``."""
+def spawn(job: Path, scratch: Path, env: dict, out: Stream, err: Stream,
+          direct: list[str] | None = None) -> Process:
+    """Start the job in ``scratch`` with its standard output and error in ``out``, ``err``.
+
+    ``direct``: the program and arguments of a job file that is one simple
+    command (``direct.argv_of``), started without the shell when it can
+    be; the file itself runs if it cannot (the shell then reports why).
+    """
     streams = []
     try:
         for path, ours, append, reuse in (out, err):
@@ -257,6 +264,10 @@ def spawn(job: Path, scratch: Path, env: dict, out: Stream, err: Stream) -> Proc
                 os.path.abspath(out.path) == os.path.abspath(err.path):
             streams[1] = ("dup", 1, err.append)  # one file for both: opened once, shared
         start = _posix_spawn if _SPAWN_OK and _devnull() > 2 else _popen
+        started = _spawn_direct(direct, scratch, env, streams) if start is _posix_spawn \
+            else None
+        if started is not None:
+            return started
         argv = [str(job)]
         for attempt in (1, 2):
             try:
@@ -271,6 +282,25 @@ def spawn(job: Path, scratch: Path, env: dict, out: Stream, err: Stream) -> Proc
         for kind, value, _ in streams:
             if kind == "fd":
                 os.close(value)
+
+
+def _spawn_direct(argv: list[str] | None, scratch: Path, env: dict, streams) -> Child | None:
+    """Start a simple command's program itself; ``None`` if there is none or it cannot start.
+
+    A failure here has started nothing (``posix_spawn`` reports the failed
+    ``exec``), so running the job file next runs the job exactly once.
+    """
+    if not argv:
+        return None
+    from .direct import program
+
+    path = program(argv[0], env.get("PATH"))
+    if path is None:
+        return None
+    try:
+        return _posix_spawn(argv, scratch, env, streams, program=path)
+    except OSError:
+        return None
 
 
 #: ``posix_spawn`` with a new session (Linux with glibc 2.26 or newer, and others).

@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 from . import files
+from .direct import words_of
 from .states import FINAL, PENDING  # noqa: F401 - re-exported: records.FINAL, records.PENDING
 
 #: Every field of a record, in the order they are written.  Every record has
@@ -355,7 +356,8 @@ def command_line(head: bytes) -> str | None:
     line, after ``#!/bin/sh`` and the ``#JJ`` lines); for a submitted
     script, the first line of its body.  A binary (``submit_job -f`` of a
     program: no ``#!`` line, or the small script that wraps it) is
-    ``(binary)``; a file with no such line is ``None``.  At most
+    ``(binary)``; a file with no such line is ``None``.  The ``exec`` that
+    ``submit_job`` puts before a simple command is not shown.  At most
     ``COMMAND_CHARS`` characters; not UTF-8 becomes ``\\xNN``.
     """
     if not head.startswith(b"#!") and b"\x00" in head[:512]:
@@ -367,6 +369,8 @@ def command_line(head: bytes) -> str | None:
         if line.startswith(b'prog="$JJ_SCRATCH_DIR/.jj-binary"'):  # submit._wrap's binary
             return "(binary)"
         text = line.decode("utf-8", "backslashreplace")
+        if text.startswith("exec ") and words_of(text[5:]):  # as typed: ``direct.script_line``
+            text = text[5:]
         return text if len(text) <= COMMAND_CHARS else text[:COMMAND_CHARS - 3] + "..."
     return None
 

@@ -13,8 +13,8 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from . import direct, faults, files
 from . import directives as jjdir
-from . import faults, files
 from .config import Config, load
 from .errors import JobJarError, SubmitError
 from .layout import STATE_DIRS, Jar
@@ -127,7 +127,7 @@ def _script(command: str, opts: jjdir.Directives) -> bytes:
         raise SubmitError("the command contains a NUL byte")
     if not command.strip():
         raise SubmitError("no command given")
-    lines = ["#!/bin/sh", *jjdir.render(opts), command]
+    lines = ["#!/bin/sh", *jjdir.render(opts), direct.script_line(command)]
     return ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
 
 

@@ -31,6 +31,7 @@ from typing import NamedTuple
 from . import (
     control,
     depend,
+    direct,
     execute,
     faults,
     files,
@@ -115,6 +116,7 @@ class Attempt:
         self.result: Result | None = None  # set once its process was reaped
         self.recorded = False  # ``records.finish_attempt`` applied
         self.retry = False
+        self.argv: list[str] | None = None  # the program to start without a shell (``direct``)
 
 
 class Worker:
@@ -785,7 +787,7 @@ class Worker:
         refused = self.check_job(current.category, current.path)
         if refused:
             return refused
-        opts = self.read_directives(current.path, current.record)
+        opts = self.read_directives(current.path, current.record, current)
         if isinstance(opts, Result):
             return opts
         current.record["retries"] = opts.retries
@@ -817,25 +819,32 @@ class Worker:
                                                      category)
         return Result(states.REJECTED, problem) if problem else None
 
-    def read_directives(self, path: Path, record: dict | None = None) -> jjdir.Directives | Result:
+    def read_directives(self, path: Path, record: dict | None = None,
+                        current: Attempt | None = None) -> jjdir.Directives | Result:
         """The job's ``#JJ`` options; a bad one fails the job (never the worker).
 
-        The same read gives the record its ``command`` (``records.command_line``);
-        a job read at the claim (``place``) is not read again.
+        The same read gives the record its ``command`` (``records.command_line``)
+        and ``current`` the program to start without a shell, if the whole
+        file is of that form (``direct.argv_of``); a job read at the claim
+        (``place``) is not read again.
         """
         prefetched, self.prefetched = self.prefetched, None
         if prefetched is not None and prefetched[0] == path:
-            if record is not None:
-                record["command"] = records.command_line(prefetched[2])
-            return prefetched[1]
-        try:
-            head = depend.read_head(path)
-        except depend.NotAJob as exc:
-            return Result(states.REJECTED, str(exc))
-        except OSError as exc:
-            return Result(states.REJECTED, f"cannot read the job file: {exc.strerror}")
+            _, opts, head = prefetched
+        else:
+            try:
+                head = depend.read_head(path)
+            except depend.NotAJob as exc:
+                return Result(states.REJECTED, str(exc))
+            except OSError as exc:
+                return Result(states.REJECTED, f"cannot read the job file: {exc.strerror}")
+            opts = None
         if record is not None:
             record["command"] = records.command_line(head)
+        if current is not None and len(head) < jjdir.HEAD_BYTES:  # the whole file
+            current.argv = direct.argv_of(head)
+        if opts is not None:
+            return opts
         try:
             return jjdir.parse(head)
         except Exception as exc:  # someone's file: any parse error is the file's fault
@@ -945,7 +954,8 @@ class Worker:
         env = self.job_env(current, opts)
         started = time.time()
         try:
-            proc = execute.spawn(current.path, current.scratch, env, *streams)
+            proc = execute.spawn(current.path, current.scratch, env, *streams,
+                                 direct=current.argv)
         except (OSError, execute.subprocess.SubprocessError) as exc:
             for _, fresh, _ in current.fresh:
                 files.unlink(fresh)

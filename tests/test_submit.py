@@ -34,7 +34,7 @@ def test_submit_prints_only_the_name_and_writes_a_script(jar):
     assert match.group(3) == socket.gethostname().split(".")[0]
     assert match.group(6) == "test_run" and match.group(7) == "10"
     job = jar.path("unclaimed", "LINUX", name)
-    assert job.read_text() == ("#!/bin/sh\n/usr/local/bin/big_computation /data/infile.tmp "
+    assert job.read_text() == ("#!/bin/sh\nexec /usr/local/bin/big_computation /data/infile.tmp "
                                "104.1 30\n")
     assert os.access(job, os.X_OK)
     assert os.listdir(jar.path("limbo")) == []

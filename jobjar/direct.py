@@ -1,0 +1,114 @@
+"""Jobs that are one simple command: written with ``exec``, run without a shell.
+
+Most command lines are one program and its words (``touch out/3``,
+``./simulate --seed 7``).  For those, a shell costs more than the job: on a
+small machine starting ``sh`` takes about as long as starting the program,
+and the shell forks once more to run it.  Two savings, neither of which
+changes what the job does:
+
+* ``submit_job`` writes such a line as ``exec WORDS`` (``script_line``), so
+  a shell that runs the file replaces itself with the program: one process
+  less, and the program is the job's process (its pid, its signals).
+* A worker that finds a job file of exactly that form (``argv_of``: the
+  ``#!/bin/sh`` line, comment lines, one ``exec`` line of plain words)
+  starts the program itself, with the same arguments, environment,
+  directory and descriptors the shell would have given it.  Anything else,
+  or a program it cannot start, runs through the file as before: the shell
+  then reports the error (``not found``, exit 127) as it always did.
+
+A word is plain when the shell would pass it through unchanged: only
+letters, digits and ``_@%+=:,./-`` (no quotes, ``$``, globs, ``~``,
+redirections or separators).  The first word must not be a shell builtin
+or reserved word (``cd``, ``exit``, ``if``...), which have no program to
+start, nor an assignment (``A=1 cmd``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+
+#: A word the shell passes through unchanged.
+_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+\Z")
+#: Separators between words on the command line (never a newline).
+_BLANKS = re.compile(r"[ \t]+")
+
+#: Builtins and reserved words of POSIX sh, dash and bash: a first word among
+#: these stays with the shell, since ``exec`` would look for a program.
+SHELL_WORDS = frozenset("""
+    ! . : [ [[ ]] { } alias bg bind break builtin caller case cd chdir command compgen
+    complete compopt continue declare dirs disown do done echo elif else enable esac
+    eval exec exit export false fc fg fi for function getopts hash help history if in
+    jobs kill let local logout mapfile popd printf pushd pwd read readarray readonly
+    return select set shift shopt source suspend test then time times trap true type
+    typeset ulimit umask unalias unset until wait while
+""".split())
+
+#: The first line of every file ``submit_job`` writes.
+SHEBANG = b"#!/bin/sh"
+
+
+def words_of(command: str) -> list[str] | None:
+    """The words of a command line that is one simple command, else ``None``."""
+    words = _BLANKS.split(command.strip(" \t"))
+    if not words or not all(_PLAIN.match(word) for word in words):
+        return None
+    first = words[0]
+    if first in SHELL_WORDS or "=" in first:
+        return None
+    return words
+
+
+def script_line(command: str) -> str:
+    """The line ``submit_job`` writes for ``command``: ``exec WORDS`` when it is simple."""
+    words = words_of(command)
+    return "exec " + " ".join(words) if words else command
+
+
+def argv_of(content: bytes) -> list[str] | None:
+    """The program and arguments of a whole job file of the direct form, else ``None``.
+
+    ``content`` must be the whole file.  The form: ``#!/bin/sh``, then
+    comment lines (``#JJ`` directives) or blank lines, then one line
+    ``exec WORDS`` of plain words, then nothing but blank lines.
+    """
+    if not content.startswith(SHEBANG + b"\n"):
+        return None
+    found = None
+    for line in content[len(SHEBANG) + 1:].split(b"\n"):
+        if not line.strip() or (line.startswith(b"#") and found is None):
+            continue
+        if found is not None or not line.startswith(b"exec "):
+            return None
+        try:
+            found = words_of(line[5:].decode("ascii"))
+        except UnicodeDecodeError:
+            return None
+        if found is None:
+            return None
+    return found
+
+
+def program(word: str, search_path: str | None) -> str | None:
+    """Where the shell would find ``word``: itself if it has a ``/``, else on PATH.
+
+    ``None`` when nothing executable is found (the shell then says so).
+    An empty ``PATH`` entry means the working directory, which for a job
+    is its scratch directory: it is left to the shell.
+    """
+    if "/" in word:
+        return word
+    if not search_path:
+        return None
+    for directory in search_path.split(":"):
+        if not directory:
+            return None
+        candidate = directory.rstrip("/") + "/" + word
+        try:
+            info = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
