@@ -63,7 +63,7 @@ WORKER_LOG = "log"
 WORKER_JOB = "job"
 WORKER_SCRATCH = "scratch"
 WORKER_EXITED = "exited"
-#: The last job's empty scratch directory, kept for the next job when nothing of it runs.
+#: Where earlier versions kept the last job's empty scratch directory (removed at start).
 SPARE_SCRATCH = ".scratch-spare"
 #: Files a worker writes next to its job (the job itself is under ``WORKER_JOB``).
 WORKER_FILES = (WORKER_INFO, WORKER_HEARTBEAT, WORKER_LOG, WORKER_EXITED)

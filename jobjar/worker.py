@@ -160,8 +160,7 @@ class Worker:
         self.reaper = False  # set by main_loop: this process is the worker's alone
         self.clean = False  # the last job left no process behind
         self.spare_files: dict[str, str] = {}  # record key -> the last job's empty file
-        self.spare_scratch = self.dir / SPARE_SCRATCH
-        self.has_spare_scratch = False
+        self.kept_scratch: str | None = None  # the last job's empty scratch/T, kept in place
         self.gone: str | None = None  # why the worker cannot go on (its directory vanished)
         self.next_dir_check = 0.0
         self.figures: machine.Machine | None = None  # this node, measured (``node_figures``)
@@ -181,7 +180,7 @@ class Worker:
         moved_aside = self.take_directory()
         for spare in self.jar.hidden_outputs(self.name):  # an older version's, of a namesake
             files.unlink(spare)
-        files.remove_tree(self.spare_scratch)
+        files.remove_tree(self.dir / SPARE_SCRATCH)  # an older version's spare
         files.remove_tree(self.scratch_root)  # what a namesake's jobs left
         self.reaper = self.clean = self.reaper and execute.become_subreaper()
         for job_dir in self.job_dirs.values():
@@ -290,9 +289,9 @@ class Worker:
         for spare in self.spare_files.values():
             _discard(spare)
         self.spare_files.clear()
-        if self.has_spare_scratch:
-            files.remove_tree(self.spare_scratch)
-            self.has_spare_scratch = False
+        if self.kept_scratch is not None:
+            files.remove_tree(self.scratch_root / self.kept_scratch)
+            self.kept_scratch = None
 
     def log(self, message: str) -> None:
         """Append a time-stamped line to the worker's log.
@@ -899,54 +898,55 @@ class Worker:
         return streams[0], streams[1]
 
     def make_scratch(self) -> Path:
-        """A new, empty scratch directory of this job alone: ``scratch/T``, T random.
+        """An empty scratch directory of this job alone: ``scratch/T``, T random.
 
-        Its name is new for every job: a process an earlier job left behind
-        cannot write into it, by its path or its working directory.
-        ``scratch/`` stays between jobs (one ``mkdir`` per job, not two: a
-        directory costs hundreds of microseconds on a busy disk); it is
-        opened without following links, so whatever a job put in its place
-        is removed, never followed, and the new directory is made inside the
-        real one.
+        A new name for every job whose predecessor left a process behind: a
+        process an earlier job left cannot write into it, by its path or its
+        working directory.  When nothing of the last job runs (``clean``),
+        its scratch directory, emptied when it ended, is used again where it
+        is (``_reuse_scratch``): one ``lstat`` instead of a ``mkdir`` (a new
+        directory costs hundreds of microseconds on a busy disk, and a
+        round trip to the file server).  ``scratch/`` stays between jobs; it
+        is opened without following links, so whatever a job put in its
+        place is removed, never followed, and the directory is made inside
+        the real one.
         """
         root = self.scratch_root
         try:
             fd = os.open(root, _DIR_FLAGS)
         except OSError:  # missing (the first job), or a link or file a job left there
+            self.kept_scratch = None
             files.remove_tree(root)
             os.mkdir(root)
             fd = os.open(root, _DIR_FLAGS)
         try:
-            name = files.token()
-            if not self._reuse_scratch(name, fd):
+            name = self._reuse_scratch(fd)
+            if name is None:
+                name = files.token()
                 os.mkdir(name, dir_fd=fd)
         finally:
             os.close(fd)
         return root / name
 
-    def _reuse_scratch(self, name: str, root_fd: int) -> bool:
-        """Rename the last job's empty scratch directory in as ``scratch/NAME``, if safe.
+    def _reuse_scratch(self, root_fd: int) -> str | None:
+        """The last job's scratch directory, if it may serve again: its name, or ``None``.
 
-        Only when nothing of the last job runs (``clean``), and only a real,
-        empty directory of ours: anyone of the group may have put something
-        in ``workers/W/`` since.  One rename instead of a ``mkdir``.
+        Only when nothing of the last job runs (``clean``), and only a real
+        directory of ours: anyone of the group may have put something in
+        ``workers/W/`` since (a link is removed, never followed).  It was
+        found empty when its job ended (``remove_scratch``).
         """
-        if not (self.clean and self.has_spare_scratch):
-            return False
-        self.has_spare_scratch = False
-        try:
-            os.rename(self.spare_scratch, name, dst_dir_fd=root_fd)
-        except OSError:
-            return False
+        name, self.kept_scratch = self.kept_scratch, None
+        if name is None:
+            return None
         try:
             info = os.lstat(name, dir_fd=root_fd)
-            if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() \
-                    and not os.listdir(self.scratch_root / name):
-                return True
+            if self.clean and stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid():
+                return name
         except OSError:
-            pass
+            return None
         files.remove_tree(self.scratch_root / name)
-        return False
+        return None
 
     def start(self, current: Attempt, opts: jjdir.Directives,
               streams: tuple[execute.Stream, execute.Stream]) -> Result | None:
@@ -1065,17 +1065,19 @@ class Worker:
                      f"reason: {record['reason']}")
 
     def remove_scratch(self, scratch: Path) -> None:
-        """Remove the job's scratch directory (one ``rmdir`` when the job left it empty).
+        """Empty the job's scratch directory: kept where it is for the next job, or removed.
 
-        ``remove_tree`` looks first: a link a job put in its place is only
-        unlinked, and nothing behind it is touched.  ``scratch/`` itself
-        stays for the next job (``make_scratch`` checks it then).
+        Kept (``make_scratch``) when nothing of the job runs any more and
+        it is an empty, real directory; else removed (``rmdir``, or
+        ``remove_tree`` if the job left files).  ``remove_tree`` looks
+        first: a link a job put in its place is only unlinked, and nothing
+        behind it is touched.  ``scratch/`` itself stays for the next job
+        (``make_scratch`` checks it then).
         """
-        if self.clean and not self.has_spare_scratch:  # kept for the next job
+        if self.clean:
             try:
                 if not os.listdir(scratch) and files.is_real_dir(scratch):
-                    os.rename(scratch, self.spare_scratch)
-                    self.has_spare_scratch = True
+                    self.kept_scratch = scratch.name
                     return
             except OSError:
                 pass

@@ -66,7 +66,20 @@ def settled(jar, names) -> None:
     wait_for(lambda: os.listdir(jar.path("claimed")) == [], message="no claimed links")
     assert held(jar) == []
     assert not [p for p in jar.path("unclaimed").rglob("*") if p.is_file()]
-    assert not list(jar.workers_dir.glob("*/scratch/*"))
+    assert scratch_left(jar) == []
+
+
+def scratch_left(jar) -> list[str]:
+    """Scratch directories left behind: anything but a live worker's one empty kept one."""
+    left = []
+    for worker in jar.workers_dir.glob("*/scratch"):
+        entries = list(worker.iterdir())
+        alive = pid_alive(worker_pid(worker.parent.name)) and \
+            not (worker.parent / "exited").exists()
+        kept = alive and len(entries) == 1 and entries[0].is_dir() \
+            and not entries[0].is_symlink() and not any(entries[0].iterdir())
+        left += [] if kept else [str(p) for p in entries]
+    return left
 
 
 #: The other ways a claimed job leaves a worker, and the points each one passes.
@@ -275,7 +288,7 @@ def test_recover_jobs_killed_between_two_dead_workers(jar):
     second = jar.run("recover_jobs", check=True).stdout
     assert victims[other] in second and victims[requeued] not in second, second
     assert held(jar) == [] and os.listdir(jar.path("claimed")) == []
-    assert not list(jar.workers_dir.glob("*/scratch/*"))
+    assert scratch_left(jar) == []
     assert jar.run("recover_jobs", check=True).stdout == ""
     for cat in names:
         jar.start_worker(cat)
