@@ -95,20 +95,42 @@ def program(word: str, search_path: str | None) -> str | None:
 
     ``None`` when nothing executable is found (the shell then says so).
     An empty ``PATH`` entry means the working directory, which for a job
-    is its scratch directory: it is left to the shell.
+    is its scratch directory: it is left to the shell.  Like a shell's
+    hash table, a worker remembers where it found a program and looks
+    there first (one ``stat`` instead of one per ``PATH`` entry before it);
+    a program removed from there is searched for again.  One installed
+    later in an earlier ``PATH`` directory is found by workers started
+    after it (``stop_worker``, then ``check_workers``), as by a new shell.
     """
     if "/" in word:
         return word
     if not search_path:
         return None
+    key = (word, search_path)
+    known = _FOUND.get(key)
+    if known is not None and _runnable(known):
+        return known
     for directory in search_path.split(":"):
         if not directory:
             return None
         candidate = directory.rstrip("/") + "/" + word
-        try:
-            info = os.stat(candidate)
-        except OSError:
-            continue
-        if stat.S_ISREG(info.st_mode) and os.access(candidate, os.X_OK):
+        if _runnable(candidate):
+            if len(_FOUND) >= _MAX_FOUND:
+                _FOUND.clear()
+            _FOUND[key] = candidate
             return candidate
     return None
+
+
+def _runnable(path: str) -> bool:
+    """A regular file we may execute (what ``execve`` needs of a program)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK)
+
+
+#: Where programs were found: (word, PATH) -> path (``program``).
+_FOUND: dict[tuple[str, str], str] = {}
+_MAX_FOUND = 1024

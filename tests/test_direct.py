@@ -55,6 +55,11 @@ def test_a_program_is_found_as_the_shell_finds_it(tmp_path):
     assert direct.program("./rel/prog", path) == "./rel/prog"
     assert direct.program("prog", f":{second}") is None  # "." first: left to the shell
     assert direct.program("prog", None) is None
+    # Remembered, as by a shell's hash table; searched for again once it is gone.
+    (first / "prog").chmod(0o755)
+    assert direct.program("prog", path) == f"{second}/prog"
+    (second / "prog").unlink()
+    assert direct.program("prog", path) == f"{first}/prog"
 
 
 def _spawn(tmp_path: Path, job_text: str, argv: list[str] | None) -> str:
