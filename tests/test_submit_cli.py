@@ -56,7 +56,8 @@ import sys
 before = set(sys.modules)  # what the interpreter's start-up (site, .pth files) loaded
 from jobjar.cli.submit import submit_main
 code = submit_main(sys.argv[1:])
-heavy = ("argparse", "typing", "shutil", "shlex", "signal", "locale", "gettext", "json", "datetime",
+heavy = ("argparse", "typing", "shutil", "shlex", "signal", "locale", "gettext", "importlib",
+         "json", "datetime",
          "subprocess", "socket", "secrets", "yaml", "argcomplete", "jobjar.cli.parser")
 sys.stdout.write(repr(sorted(m for m in heavy if m in set(sys.modules) - before)) + "\\n")
 sys.exit(code)
