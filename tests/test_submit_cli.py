@@ -127,3 +127,33 @@ def test_unique_job_name_still_parses(jar):
     result = jar.run("unique_job_name", "-p", "4", "-i", "x")
     assert result.returncode == 0, result.stderr
     assert os.path.basename(result.stdout.strip()).endswith("-x.4")
+
+
+def test_the_collector_is_on_again_after_the_command(jar, capsys):
+    import gc
+
+    assert gc.isenabled()
+    assert cli_submit.submit_main(["true"]) == 0
+    assert gc.isenabled()
+    with pytest.raises(SystemExit):
+        cli_submit.submit_main(["--no-such-option"])
+    assert gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        assert cli_submit.submit_main(["true"]) == 0
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert len(capsys.readouterr().out.split()) == 2
+
+
+def test_wait_runs_with_the_collector_on(jar):
+    jar.start_worker()
+    code = ("import gc, sys; from jobjar.cli.submit import submit_main; "
+            "import jobjar.jobs as j; real = j.wait; "
+            "j.wait = lambda names: (print('collecting', gc.isenabled()), real(names))[1]; "
+            "sys.exit(submit_main(['--wait', 'true']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**jar.env, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "collecting True" in out.stdout
