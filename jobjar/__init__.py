@@ -55,8 +55,6 @@ the commands (parsing and printing only)    ``cli/`` (list: ``cli.COMMANDS``)
 
 from __future__ import annotations
 
-import importlib
-
 __version__ = "1.0.0"
 
 #: module -> the public names it defines.  ``None``: the module's own ``__all__``,
@@ -91,9 +89,18 @@ def _api() -> dict[str, str]:
     """Every public name -> its module, reading the ``__all__`` of the ``None`` modules."""
     for module, names in _PUBLIC.items():
         if names is None:
-            names = _PUBLIC[module] = tuple(importlib.import_module(f"{__name__}.{module}").__all__)
+            names = _PUBLIC[module] = tuple(_module(module).__all__)
             _API.update(dict.fromkeys(names, module))
     return _API
+
+
+def _module(name: str):
+    """The submodule ``jobjar.NAME``, imported if need be.
+
+    ``__import__`` rather than ``importlib.import_module``: a command pays
+    for no ``importlib`` package (this runs for every ``from .. import X``).
+    """
+    return __import__(f"{__name__}.{name}", fromlist=("__name__",))
 
 
 def __getattr__(name: str):
@@ -103,12 +110,12 @@ def __getattr__(name: str):
     module = _API.get(name)
     if module is None:
         try:  # a submodule, e.g. jobjar.config
-            return importlib.import_module(f"{__name__}.{name}")
+            return _module(name)
         except ModuleNotFoundError:
             module = _api().get(name)
             if module is None:
                 raise AttributeError(f"module 'jobjar' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    value = getattr(_module(module), name)
     globals()[name] = value
     return value
 

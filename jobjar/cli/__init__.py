@@ -17,7 +17,6 @@ command is just its entry here.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
@@ -69,6 +68,8 @@ def dispatch(argv: list[str] | None = None) -> int:
         asked = len(argv) > 1 and argv[1] in ("-h", "--help")
         (sys.stdout if asked else sys.stderr).write(usage)
         return 0 if asked else 2
+    import importlib
+
     module, _, function = COMMANDS[name].partition(":")
     entry = getattr(importlib.import_module(f"{__name__}.{module}"), function)
     if getattr(entry, "by_name", False):  # one entry point for several commands

@@ -1,7 +1,7 @@
 """Shell completion (bash, zsh) through argcomplete, for every command.
 
 Only imported when a shell asks for completions (``_ARGCOMPLETE`` in the
-environment, ``common.Parser.parse_args``): a command run normally never
+environment, ``parser.Parser.parse_args``): a command run normally never
 loads argcomplete.  Completers are attached by argument name, so a new
 command that names jobs ``names``, categories ``category`` or workers
 ``targets`` completes them with no edit here.  Values come from the jar by
