@@ -107,12 +107,15 @@ def install_cron_on_hosts(hosts_file: str | os.PathLike | None = None,
                           hosts: Sequence[str] | str | None = None, *, remove: bool = False,
                           tabfile: str | None = None, schedules: dict | None = None,
                           stale: float | None = None, dry_run: bool = False,
-                          timeout: float | str = DEFAULT_TIMEOUT) -> list[HostResult]:
+                          timeout: float | str = DEFAULT_TIMEOUT, purge: float | None = None,
+                          html: str | None = None) -> list[HostResult]:
     """Run ``install_cron`` (or ``install_cron --remove``) on every host of the file.
 
     Each host's cron lines carry its own settings (``home``, ``node``,
     ``workers``, ...), as ``hire_workers`` gives them; ``tabfile`` is a
-    crontab file on the host instead of the user's crontab.
+    crontab file on the host instead of the user's crontab.  ``purge``
+    (seconds) and ``html`` (a path on the host) add the purge and status
+    page lines there, as ``install_cron --purge``/``--html`` do.
     """
     timeout = _duration(timeout)
     argv = ["install_cron"]
@@ -127,6 +130,10 @@ def install_cron_on_hosts(hosts_file: str | os.PathLike | None = None,
             argv += [f"--{name}-schedule", str(value)]
     if stale is not None:
         argv += ["--stale", f"{stale:g}"]
+    if purge is not None:
+        argv += ["--purge", f"{purge:g}s"]
+    if html:
+        argv += ["--html", str(html)]
     return run_everywhere(select(hosts_file, hosts), argv, timeout)
 
 

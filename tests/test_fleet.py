@@ -271,7 +271,8 @@ python: /nonexistent/python3
     tabs = {host: tmp_path / "hosts" / host / "tab" for host in ("rain", "flower")}
     (tmp_path / "hosts" / "rain").mkdir(parents=True)
     tabs["rain"].write_text("0 3 * * * /usr/bin/backup\n")
-    result = jar.run("install_cron", "--hosts", str(hosts), "--file", "tab", "--stale", "15m")
+    result = jar.run("install_cron", "--hosts", str(hosts), "--file", "tab", "--stale", "15m",
+                     "--purge", "7d", "--html", str(tmp_path / "status.html"))
     assert result.returncode == 1, result.stderr
     assert result.stdout.splitlines() == [
         "rain: cron lines installed", "flower: cron lines installed",
@@ -279,12 +280,17 @@ python: /nonexistent/python3
     from jobjar.hosts import auto_workers
 
     rain = [x for x in tabs["rain"].read_text().splitlines() if x.strip()]
-    assert rain[0] == "0 3 * * * /usr/bin/backup" and len(rain) == 3
+    assert rain[0] == "0 3 * * * /usr/bin/backup" and len(rain) == 5
     assert all(f"JJ_HOME={jar.home} " in x and "JJ_NODE=rain " in x and
                "JJ_MAX_WORKERS=3 " in x and "JJ_ALLOW_ROOT=yes" in x for x in rain[1:])
     assert "recover_jobs --stale 900 " in rain[2]
+    assert any("purge_jobs --older-than 604800" in x for x in rain)
+    assert any(f"system_status --html {tmp_path / 'status.html'}" in x for x in rain)
+    # A later install for one option keeps the other's lines (each has its own tag).
+    jar.run("install_cron", "--hosts", str(hosts), "--file", "tab")
+    assert len([x for x in tabs["rain"].read_text().splitlines() if x.strip()]) == 5
     flower = [x for x in tabs["flower"].read_text().splitlines() if x.strip()]
-    assert len(flower) == 2 and not any("JJ_NODE=" in x for x in flower)
+    assert len(flower) == 4 and not any("JJ_NODE=" in x for x in flower)
     assert all(shlex.quote(f"JJ_HOME={tmp_path / 'flower jar'}") in x or
                f"JJ_HOME={shlex.quote(str(tmp_path / 'flower jar'))}" in x for x in flower)
     assert all(f"JJ_MAX_WORKERS={auto_workers()} " in x and "JJ_CATEGORIES=GPU " in x
@@ -292,7 +298,7 @@ python: /nonexistent/python3
     dry = jar.run("install_cron", "--hosts", str(hosts), "--file", "tab", "--remove",
                   "--dry-run")
     assert "rain:   0 3 * * * /usr/bin/backup" in dry.stdout.splitlines()
-    assert len(tabs["rain"].read_text().splitlines()) == 3
+    assert len(tabs["rain"].read_text().splitlines()) == 5
     jar.run("install_cron", "--hosts", str(hosts), "--file", "tab", "--remove")
     assert tabs["rain"].read_text() == "0 3 * * * /usr/bin/backup\n"
     assert tabs["flower"].read_text().strip() == ""

@@ -55,11 +55,13 @@ def cron_on_hosts(args) -> int:
     from ..hosts import HostsFileError
 
     stale = seconds("--stale", args.stale)
+    purge = seconds("--purge", args.purge)
     try:
         results = install_cron_on_hosts(
             args.hosts, remove=args.remove, tabfile=args.file, stale=stale,
-            schedules={"worker": args.worker_schedule, "recover": args.recover_schedule},
-            dry_run=args.dry_run)
+            schedules={"worker": args.worker_schedule, "recover": args.recover_schedule,
+                       "purge": args.purge_schedule, "html": args.html_schedule},
+            dry_run=args.dry_run, purge=purge, html=args.html)
     except HostsFileError as exc:
         return _usage("install_cron", exc)
     done = "would change the crontab" if args.dry_run else (
