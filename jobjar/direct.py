@@ -20,7 +20,8 @@ A word is plain when the shell would pass it through unchanged: only
 letters, digits and ``_@%+=:,./-`` (no quotes, ``$``, globs, ``~``,
 redirections or separators).  The first word must not be a shell builtin
 or reserved word (``cd``, ``exit``, ``if``...), which have no program to
-start, nor an assignment (``A=1 cmd``).
+start, nor an assignment (``A=1 cmd``), nor start with ``-`` (an option
+to ``exec`` itself).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def words_of(command: str) -> list[str] | None:
     if not words or not all(_PLAIN.match(word) for word in words):
         return None
     first = words[0]
-    if first in SHELL_WORDS or "=" in first:
+    if first in SHELL_WORDS or "=" in first or first.startswith("-"):
         return None
     return words
 
