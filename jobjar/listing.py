@@ -177,7 +177,7 @@ class Row:
 
 
 def column_values(rows: list[Row], column: str) -> list:
-    """One column of many rows, as ``getattr`` would give it, made in bulk.
+    """One column of many rows, as ``getattr`` would give it (``age`` not rounded), in bulk.
 
     The derived columns (``owner``, ``node``, ``age``) are computed once per
     distinct input, not through a property call per row.
@@ -186,9 +186,8 @@ def column_values(rows: list[Row], column: str) -> list:
         uids = list(map(attrgetter("uid"), rows))
         owners = {uid: None if uid is None else owner_name(uid) for uid in set(uids)}
         return list(map(owners.__getitem__, uids))
-    if column == "age":
-        return [None if r.since is None else round(r.now - r.since, 1)
-                if r.now > r.since else 0.0 for r in rows]
+    if column == "age":  # (not rounded: a table shows whole seconds)
+        return [None if r.since is None else max(r.now - r.since, 0.0) for r in rows]
     if column == "node":
         nodes: dict = {None: None}
         return [nodes.get(r.worker) or nodes.setdefault(r.worker, r.node) for r in rows]

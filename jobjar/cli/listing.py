@@ -86,8 +86,8 @@ def print_table(columns: tuple[str, ...], rows: Iterable, values) -> None:
     headings = []
     for column in columns:
         texts = _printable(_column(column, values(rows, column)))
-        if column not in UNPADDED:
-            width = max(len(column), *map(len, texts)) if texts else len(column)
+        if column not in UNPADDED and column != columns[-1]:  # (the last: nothing to align)
+            width = max(len(column), max(map(len, texts), default=0))
             texts = list(map(str.ljust, texts, repeat(width)))
             headings.append(column.upper().ljust(width))
         else:
