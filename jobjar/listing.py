@@ -7,16 +7,17 @@ state and the category are the directory, the priority is in the name
 its modification time (the time of submission: a ``rename`` keeps it).
 
 The command column is the one thing a listing cannot get without the job
-file itself.  When it is wanted (``commands=True``, as the command's
-default columns do), the same pass that lists a directory reads the first
-bytes of each job: one ``open`` relative to the directory's descriptor
+file itself.  ``read_commands`` reads it for many rows in the fewest
+system calls: per job one ``open`` relative to its directory's descriptor
 (``O_NOFOLLOW | O_NONBLOCK``: never through a link, never blocking on a
-fifo, and only for entries the listing says are regular files), an
-``fstat`` that gives the owner and the age the ``lstat`` would have given
-and checks the type again, one small ``read``, a ``close``: four system
-calls per job, the least a head can cost.  A file that cannot be read is a
-row whose command is ``None``, never an error.  Without ``commands`` a row
-reads its file only when its ``command`` or ``batch`` is asked for.
+fifo, and only for what the listing's ``lstat`` saw as a regular file),
+one small ``read``, a ``close``, and the first command line found by one
+regular expression.  A file that cannot be read is a row whose command is
+``None``, never an error.  The command ``list_jobs`` prints its table in
+pieces of a few thousand rows, each piece's commands read just before it
+is written, so ``list_jobs | head`` opens a few thousand files, not all;
+``--format`` without ``command`` opens none; ``commands=True`` reads them
+all at once, otherwise a row reads its own when asked.
 
 Running jobs are found where they are, in each worker's ``job/`` directory
 (one listing per worker), not from the links in ``claimed/``: a worker
@@ -90,15 +91,15 @@ def _head_command(head: bytes) -> str | None:
 _COMMAND = re.compile(rb"^[ \t\r\x0b\x0c]*[^#\s][^\n]*", re.MULTILINE)
 
 
-def _read_command(fd: int, head: bytes, size: int) -> str | None:
+def _read_command(fd: int, head: bytes) -> str | None:
     """The command of the job open at ``fd`` when its first read was not enough.
 
-    ``head`` is what that read gave; the rest, up to what a worker reads
-    (``directives.HEAD_BYTES``), is read if the file has more.
+    ``head`` is what that read gave; if it filled the read, the rest, up to
+    what a worker reads (``directives.HEAD_BYTES``), is read too.
     """
     from .directives import HEAD_BYTES
 
-    if len(head) == _FIRST_READ and size > _FIRST_READ:
+    if len(head) == _FIRST_READ:
         head += os.read(fd, HEAD_BYTES - _FIRST_READ)
     return _head_command(head)
 
@@ -160,9 +161,9 @@ class Row:
 
     @property
     def command(self) -> str | None:
-        """The first line of its command (``records.command_line``)."""
+        """The first line of its command (``records.command_line``), read if not yet read."""
         if self._command is _NOT_READ:
-            self._command = command_line(self.head())
+            read_commands([self])
         return self._command  # type: ignore[return-value]
 
     @property
@@ -182,6 +183,8 @@ def column_values(rows: list[Row], column: str) -> list:
     The derived columns (``owner``, ``node``, ``age``) are computed once per
     distinct input, not through a property call per row.
     """
+    if column == "command":
+        read_commands(rows)
     if column == "owner":
         uids = list(map(attrgetter("uid"), rows))
         owners = {uid: None if uid is None else owner_name(uid) for uid in set(uids)}
@@ -251,87 +254,99 @@ def _open_dir(path: str, dir_fd: int | None = None) -> int | None:
         return None
 
 
-def _scan(fd: int, commands: bool, top: bool,
-          priorities: dict[str, int]) -> tuple[list[tuple], list[str]]:
+def _scan(fd: int, top: bool, priorities: dict[str, int]) -> tuple[list[tuple], list[str]]:
     """The jobs of one open directory, and (``top``) its real subdirectories, the categories.
 
     A job is ``(-priority, mtime_ns, name, uid, mtime, ctime, command)``: its
-    claim-order key first, so that the list sorts as it is.  ``priorities``
-    keeps ``-priority_of`` per extension (a few among 100,000 names).
-
-    One listing and, per job, the ``lstat`` the listing brings, or (``commands``)
-    the ``open``/``fstat``/``read``/``close`` that read its head instead.
-    Entries that vanish while we look are left out; dot-names are never jobs.
+    claim-order key first, so that the list sorts as it is; ``command`` is
+    ``None`` for what is not a regular file (never opened: ``read_commands``).
+    ``priorities`` keeps ``-priority_of`` per extension (a few among 100,000
+    names).  One listing and the ``lstat`` it brings per job; entries that
+    vanish while we look are left out; dot-names are never jobs.
     """
     found: list[tuple] = []
     categories: list[str] = []
-    append, read_command, search = found.append, _read_command, _COMMAND.search
-    open_, fstat, read, close = os.open, os.fstat, os.read, os.close
+    append = found.append
     with os.scandir(fd) as entries:
         for entry in entries:
             name = entry.name
             if name[0] == ".":
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):  # (the listing's d_type: no call)
+                    if top:
+                        categories.append(name)
+                    continue
+                info = entry.stat(follow_symlinks=False)
+            except OSError:  # taken while we looked
                 continue
             dot = name.rfind(".")
             extension = name[dot:] if dot > 0 else ""  # all priority_of looks at
             negative = priorities.get(extension)
             if negative is None:
                 negative = priorities[extension] = -priority_of(name)
-            try:
-                if entry.is_dir(follow_symlinks=False):  # (the listing's d_type: no call)
-                    if top:
-                        categories.append(name)
-                    continue
-                if not commands or not entry.is_file(follow_symlinks=False):
-                    info = entry.stat(follow_symlinks=False)
-                    append((negative, info.st_mtime_ns, name, info.st_uid, info.st_mtime,
-                            info.st_ctime, None if commands else _NOT_READ))
-                    continue
-                job = open_(name, _OPEN, dir_fd=fd)
-                info = None
-            except OSError:  # taken while we looked, or not ours to read
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                append((negative, info.st_mtime_ns, name, info.st_uid, info.st_mtime,
-                        info.st_ctime, None))
-                continue
-            try:
-                info = fstat(job)
-                if info.st_mode & _TYPE != _REGULAR:
-                    command = None
-                else:  # the usual job: its command in the first read, short, plain text
-                    head = read(job, _FIRST_READ)
-                    match = search(head)
-                    line = match.group().strip() if match else b""
-                    if match and match.end() < len(head) and len(line) < COMMAND_CHARS \
-                            and line.isascii() and b"\x00" not in head \
-                            and not line.startswith(b"prog="):
-                        command = line.decode()
-                    else:
-                        command = read_command(job, head, info.st_size)
-            except OSError:  # a read error (an I/O error, a fifo with a writer): no command
-                command = None
-                if info is None:
-                    continue
-            finally:
-                close(job)
             append((negative, info.st_mtime_ns, name, info.st_uid, info.st_mtime, info.st_ctime,
-                    command))
+                    _NOT_READ if info.st_mode & _TYPE == _REGULAR else None))
     categories.sort()
     return found, categories
 
 
-def _queued(state: str, top: Path, now: float, only: str | None = None,
-            commands: bool = False) -> list[Row]:
+def read_commands(rows: list[Row]) -> None:
+    """Read the command of every row that has not read it yet, in the fewest system calls.
+
+    Per job: ``open`` relative to its directory's descriptor (opened once
+    per run of rows in the same directory), one small ``read``, ``close``.
+    Only what the listing's ``lstat`` saw as a regular file is opened, with
+    ``O_NOFOLLOW | O_NONBLOCK``: a link swapped in meanwhile is not
+    followed, a fifo not waited on.  A file that cannot be read has the
+    command ``None``.  ``list_jobs`` prints in pieces, each read just
+    before it is written, so ``list_jobs | head`` reads a few files only.
+    """
+    open_, read, close, search = os.open, os.read, os.close, _COMMAND.search
+    directory, fd = None, None
+    try:
+        for row in rows:
+            if row._command is not _NOT_READ:
+                continue
+            if row.directory != directory:
+                if fd is not None:
+                    os.close(fd)
+                directory, fd = row.directory, _open_dir(row.directory)
+            command = None
+            if fd is not None:
+                try:
+                    job = open_(row.name, _OPEN, dir_fd=fd)
+                except OSError:  # gone, replaced by a link, or not ours to read
+                    job = None
+                if job is not None:
+                    try:  # the usual job: its command in the first read, short, plain text
+                        head = read(job, _FIRST_READ)
+                        match = search(head)
+                        line = match.group().strip() if match else b""
+                        if match and match.end() < len(head) and len(line) < COMMAND_CHARS \
+                                and line.isascii() and b"\x00" not in head \
+                                and not line.startswith(b"prog="):
+                            command = line.decode()
+                        else:
+                            command = _read_command(job, head)
+                    except OSError:  # an I/O error, a fifo with a writer: no command
+                        pass
+                    finally:
+                        close(job)
+            row._command = command
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _queued(state: str, top: Path, now: float, only: str | None = None) -> list[Row]:
     """The jobs of ``STATE/`` and ``STATE/CATEGORY/``, in claim order per category.
 
     One listing per directory (``_scan``).  Sorted per directory as plain
     tuples (C compares them), and only then made ``Row``s.
     """
     rows: list[Row] = []
-    todo = _tree(str(top), commands, only)
+    todo = _tree(str(top), only)
     for category, found in todo:
         directory = os.path.join(top, category) if category else str(top)
         if state != states.UNCLAIMED:  # waiting: oldest first, whatever the priority
@@ -344,7 +359,7 @@ def _queued(state: str, top: Path, now: float, only: str | None = None,
     return rows
 
 
-def _tree(top: str, commands: bool, only: str | None = None) -> list[tuple[str | None, list]]:
+def _tree(top: str, only: str | None = None) -> list[tuple[str | None, list]]:
     """``(category, jobs)`` of a directory and its categories (``_scan`` each), in order.
 
     ``only``: one category's directory (``""``: the top one), not the whole tree.
@@ -356,17 +371,17 @@ def _tree(top: str, commands: bool, only: str | None = None) -> list[tuple[str |
         return todo
     try:
         if only is None:
-            found, categories = _scan(base, commands, True, priorities)
+            found, categories = _scan(base, True, priorities)
             todo.append((None, found))
         else:
             categories = [only] if only else []
             if not only:
-                todo.append((None, _scan(base, commands, False, priorities)[0]))
+                todo.append((None, _scan(base, False, priorities)[0]))
         for category in categories:
             fd = _open_dir(category, base)
             if fd is not None:
                 try:
-                    todo.append((category, _scan(fd, commands, False, priorities)[0]))
+                    todo.append((category, _scan(fd, False, priorities)[0]))
                 finally:
                     os.close(fd)
     finally:
@@ -374,7 +389,7 @@ def _tree(top: str, commands: bool, only: str | None = None) -> list[tuple[str |
     return todo
 
 
-def _running(jar: Jar, now: float, commands: bool = False) -> list[Row]:
+def _running(jar: Jar, now: float) -> list[Row]:
     """Jobs held by workers: each worker's ``job/`` and ``job/CATEGORY/`` (one listing each).
 
     A job is running from the moment its worker renamed it there, before the
@@ -389,7 +404,7 @@ def _running(jar: Jar, now: float, commands: bool = False) -> list[Row]:
         except ValueError:
             continue
         held = os.path.join(jar.worker_dir(worker), WORKER_JOB)
-        todo = _tree(held, commands)
+        todo = _tree(held)
         if not any(found for _, found in todo):
             continue
         try:
@@ -424,8 +439,8 @@ def list_jobs(mine: bool = False, user: str | None = None, category: str | None 
     only that category (``""``: uncategorized); ``state``: one of
     ``states.IN_JAR``; ``batch``: only the jobs whose ``#JJ --batch`` line
     names that id (this one filter reads every job file); ``commands``:
-    read every row's command now, in the listing's own pass (the fastest
-    way to have them all; otherwise each row reads its own when asked).
+    read every row's command now (``read_commands``: the fastest way to
+    have them all; otherwise each row reads its own when asked).
     """
     if state is not None and state not in states.IN_JAR:
         raise JobJarError(f"unknown state {state!r} (states of a job in the jar: "
@@ -442,9 +457,9 @@ def list_jobs(mine: bool = False, user: str | None = None, category: str | None 
             if state is not None and each != state:
                 continue
             if each == states.RUNNING:
-                found = _running(jar, now, commands)
+                found = _running(jar, now)
             else:
-                found = _queued(each, jar.state_dir(each), now, category, commands)
+                found = _queued(each, jar.state_dir(each), now, category)
             rows.extend(found)
     finally:
         if collecting:
@@ -455,4 +470,6 @@ def list_jobs(mine: bool = False, user: str | None = None, category: str | None 
         rows = [r for r in rows if (r.category or "") == category]
     if batch is not None:
         rows = [r for r in rows if r.batch == batch]
+    if commands:
+        read_commands(rows)
     return rows

@@ -197,3 +197,21 @@ def test_a_job_is_running_from_its_claim_before_its_worker_links_it(jar):
     (held / ".partial").write_text("")
     assert {r["name"]: r["command"] for r in rows(jar)} == {name: "echo claimed",
                                                              "planted.0": None}
+
+
+def test_a_job_file_swapped_after_the_listing_is_never_followed_nor_waited_on(jar):
+    """Commands are read after the listing (piece by piece): a file replaced meanwhile by a
+    link or a fifo gives no command; it is never read through, never blocks."""
+    from jobjar.listing import list_jobs
+
+    for name in ("link.0", "fifo.0", "gone.0", "kept.0"):
+        jar.submit_by_hand(name, f"#!/bin/sh\necho {name}\n", category="swap")
+    listed = list_jobs(category="swap")
+    where = jar.path("unclaimed", "swap")
+    os.unlink(where / "link.0")
+    os.symlink("/etc/passwd", where / "link.0")
+    os.unlink(where / "fifo.0")
+    os.mkfifo(where / "fifo.0")
+    os.unlink(where / "gone.0")
+    assert {r.name: r.command for r in listed} == {"link.0": None, "fifo.0": None,
+                                                   "gone.0": None, "kept.0": "echo kept.0"}

@@ -76,29 +76,35 @@ def print_table(columns: tuple[str, ...], rows: Iterable, values) -> None:
     """Rows as aligned columns under upper-case headings.
 
     ``values(rows, column)`` gives a column's values, in the rows' order.
-    The free-text columns (``command``, ``batch``) are not padded.  Every
-    cell is printable (``naming.printable``: names and commands are
-    anybody's text, no escape sequence reaches the terminal).  Built column
-    by column and written in large pieces: 100,000 rows in a fraction of a second.
+    The free-text columns (``command``, ``batch``: read from job files) are
+    not padded, and are asked for piece by piece, each piece just before it
+    is written: ``list_jobs | head`` stops after the first.  Every cell is
+    printable (``naming.printable``: names and commands are anybody's text,
+    no escape sequence reaches the terminal).  Built column by column and
+    written in large pieces: 100,000 rows in a fraction of a second.
     """
     rows = list(rows)
-    cells = []
+    cells: dict[str, list[str]] = {}
     headings = []
     for column in columns:
+        if column in UNPADDED:
+            headings.append(column.upper())
+            continue
         texts = _printable(_column(column, values(rows, column)))
-        if column not in UNPADDED and column != columns[-1]:  # (the last: nothing to align)
+        if column != columns[-1]:  # (the last: nothing to align after it)
             width = max(len(column), max(map(len, texts), default=0))
             texts = list(map(str.ljust, texts, repeat(width)))
             headings.append(column.upper().ljust(width))
         else:
             headings.append(column.upper())
-        cells.append(texts)
+        cells[column] = texts
     out = sys.stdout
     out.write("  ".join(headings).rstrip() + "\n")
-    lines = list(map("  ".join, zip(*cells)))
-    step = 20000  # (a pipe closed early by ``| head`` stops us after one piece)
-    for start in range(0, len(lines), step):
-        out.write("\n".join(map(str.rstrip, lines[start:start + step])) + "\n")
+    step = 5000  # rows per piece
+    for start in range(0, len(rows), step):
+        piece = [cells[c][start:start + step] if c in cells else
+                 _printable(_column(c, values(rows[start:start + step], c))) for c in columns]
+        out.write("\n".join(map(str.rstrip, map("  ".join, zip(*piece)))) + "\n")
 
 
 def _filters(p: Parser, what: str):  # noqa: ANN202 - argparse's group
@@ -134,7 +140,8 @@ def list_main(argv: list[str] | None = None) -> int:
         default = COLUMNS if args.json else DEFAULT_COLUMNS
         columns = check_columns(args.format, COLUMNS, default)
         rows = list_jobs(mine=args.mine, user=args.user, category=args.category,
-                         state=args.state, batch=args.batch, commands="command" in columns)
+                         state=args.state, batch=args.batch, commands=args.json and
+                         "command" in columns)  # (a table reads them piece by piece)
         if args.json:
             import json
 
