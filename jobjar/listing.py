@@ -321,6 +321,8 @@ def read_commands(rows: list[Row]) -> None:
                 if job is not None:
                     try:  # the usual job: its command in the first read, short, plain text
                         head = read(job, _FIRST_READ)
+                        if len(head) < _FIRST_READ:  # the whole file: ``batch`` needs no more
+                            row._head = head
                         match = search(head)
                         line = match.group().strip() if match else b""
                         if match and match.end() < len(head) and len(line) < COMMAND_CHARS \
@@ -468,8 +470,8 @@ def list_jobs(mine: bool = False, user: str | None = None, category: str | None 
         rows = [r for r in rows if r.uid == uid]
     if category is not None:
         rows = [r for r in rows if (r.category or "") == category]
+    if commands or batch is not None:  # (one read of each file gives both)
+        read_commands(rows)
     if batch is not None:
         rows = [r for r in rows if r.batch == batch]
-    if commands:
-        read_commands(rows)
     return rows

@@ -107,6 +107,15 @@ def print_table(columns: tuple[str, ...], rows: Iterable, values) -> None:
         out.write("\n".join(map(str.rstrip, map("  ".join, zip(*piece)))) + "\n")
 
 
+def print_json(objects: list[dict]) -> None:
+    """A JSON list, one object a line: each made by the C encoder (``indent`` would use
+    the pure-Python one, several times slower over 100,000 rows)."""
+    import json
+
+    encode = json.JSONEncoder(ensure_ascii=True).encode
+    sys.stdout.write("[\n" + ",\n".join(map(encode, objects)) + "\n]\n" if objects else "[]\n")
+
+
 def _filters(p: Parser, what: str):  # noqa: ANN202 - argparse's group
     p.add_argument("--mine", action="store_true", help=f"only your {what}")
     p.add_argument("-u", "--user", metavar="USER", help=f"only the {what} of USER")
@@ -143,10 +152,7 @@ def list_main(argv: list[str] | None = None) -> int:
                          state=args.state, batch=args.batch, commands=args.json and
                          "command" in columns)  # (a table reads them piece by piece)
         if args.json:
-            import json
-
-            json.dump([row.as_dict(columns) for row in rows], sys.stdout, indent=1)
-            sys.stdout.write("\n")
+            print_json([row.as_dict(columns) for row in rows])
         else:
             print_table(columns, rows, column_values)
         return 0
@@ -178,10 +184,7 @@ def history_main(argv: list[str] | None = None) -> int:
         rows = job_history(since=seconds("--since", args.since), mine=args.mine,
                            user=args.user, status=args.status, batch=args.batch)
         if args.json:
-            import json
-
-            json.dump([{c: row.get(c) for c in columns} for row in rows], sys.stdout, indent=1)
-            sys.stdout.write("\n")
+            print_json([{c: row.get(c) for c in columns} for row in rows])
         elif args.csv:
             import csv
 
