@@ -397,9 +397,12 @@ def _running(jar: Jar, now: float) -> list[Row]:
     A job is running from the moment its worker renamed it there, before the
     worker's link in ``claimed/`` is made; so this, not ``claimed/``, is the
     list.  Its running time is that link's age, or before the link is made
-    the file's ``ctime`` (set by the claim's ``rename``).
+    the file's ``ctime`` (set by the claim's ``rename``).  A worker whose
+    ``job/`` cannot be listed (a colleague's private worker directory) is
+    seen through its link alone, as before (``_linked``).
     """
-    rows = []
+    rows: list[Row] = []
+    unlisted = set()
     for worker in jar.workers():
         try:
             split_worker_name(worker)
@@ -407,6 +410,8 @@ def _running(jar: Jar, now: float) -> list[Row]:
             continue
         held = os.path.join(jar.worker_dir(worker), WORKER_JOB)
         todo = _tree(held)
+        if not todo:  # missing or unreadable
+            unlisted.add(worker)
         if not any(found for _, found in todo):
             continue
         try:
@@ -419,7 +424,31 @@ def _running(jar: Jar, now: float) -> list[Row]:
                 rows.append(Row(states.RUNNING, directory, name, category, uid,
                                 ctime if started is None else started, now, worker,
                                 mtime_ns, -negative, command))
+    if unlisted:
+        rows += _linked(jar, now, unlisted)
     rows.sort(key=lambda r: (-(r.age or 0), r.name))
+    return rows
+
+
+def _linked(jar: Jar, now: float, workers: set[str]) -> list[Row]:
+    """The jobs of these workers that their links in ``claimed/`` name (one listing)."""
+    from .files import is_real_dir
+    from .find import running_jobs
+    from .layout import held_category
+
+    rows = []
+    for worker, path in running_jobs(jar).values():
+        home = os.path.join(jar.worker_dir(worker), WORKER_JOB, "")
+        if worker not in workers or not str(path).startswith(home) \
+                or not is_real_dir(home) or not is_real_dir(path.parent):  # planted links
+            continue
+        try:
+            uid = os.lstat(path).st_uid
+            since = os.lstat(jar.claimed_link(worker)).st_mtime
+        except OSError:  # finished while we looked, or not even reachable
+            continue
+        rows.append(Row(states.RUNNING, str(path.parent), path.name,
+                        held_category(jar.worker_dir(worker), path), uid, since, now, worker))
     return rows
 
 

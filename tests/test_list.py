@@ -215,3 +215,28 @@ def test_a_job_file_swapped_after_the_listing_is_never_followed_nor_waited_on(ja
     os.unlink(where / "gone.0")
     assert {r.name: r.command for r in listed} == {"link.0": None, "fifo.0": None,
                                                    "gone.0": None, "kept.0": "echo kept.0"}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs two real users (root)")
+def test_a_worker_whose_job_directory_others_cannot_list_is_seen_through_its_link(team):
+    """Running jobs are listed from workers' ``job/``; where a colleague may not list it
+    (searchable, not readable), the worker's ``claimed/`` link still shows the job."""
+    gate = team.root / "gate"
+    try:
+        submitted = team.run("ann", "submit_job", "-c", "priv",
+                             f"while [ ! -e {gate} ]; do sleep 0.05; done")
+        assert submitted.returncode == 0, submitted.stderr
+        name = submitted.stdout.strip()
+        worker = team.start_worker("ann", "priv")
+
+        def running(who: str) -> list:
+            out = team.run(who, "list_jobs", "--json", "--state", "running")
+            assert out.returncode == 0, out.stderr
+            return [(r["name"], r["worker"], r["owner"]) for r in json.loads(out.stdout)]
+
+        wait_for(lambda: running("bob") == [(name, worker, team.names["ann"])], 60)
+        held = team.home / "workers" / worker / "job"
+        held.chmod(0o711)  # bob may pass through, not list
+        assert running("bob") == [(name, worker, team.names["ann"])]
+    finally:
+        gate.touch()
