@@ -1,7 +1,7 @@
 """``list_jobs``: one row per job still in the jar, in the order the jar will take them.
 
-It must stay fast with 100,000 queued jobs (under a second with every
-default column), so it lists each directory once and reads no record: the
+It must stay fast with 100,000 queued jobs (the target: under a second,
+``docs/performance.md``), so it lists each directory once and reads no record: the
 state and the category are the directory, the priority is in the name
 (``naming.priority_of``), the owner is the file's ``st_uid`` and the age
 its modification time (the time of submission: a ``rename`` keeps it).
@@ -24,7 +24,8 @@ Running jobs are found where they are, in each worker's ``job/`` directory
 renames a job into its ``job/`` before it makes its link, and the job is
 running from that rename on.  Its running time is the age of the worker's
 link in ``claimed/`` (made as it starts the job), or, before the link is
-there, of the job file's last status change (the claim's ``rename``).
+there, of the job file's last status change (the claim's ``rename``).  A
+``job/`` the reader may not list is seen through the worker's link.
 
 Order: running jobs first (longest running first), then the unclaimed ones
 per category (uncategorized first) in claim order (``claim.QueueView``:
