@@ -191,7 +191,8 @@ def column_values(rows: list[Row], column: str) -> list:
         owners = {uid: None if uid is None else owner_name(uid) for uid in set(uids)}
         return list(map(owners.__getitem__, uids))
     if column == "age":  # (not rounded: a table shows whole seconds)
-        return [None if r.since is None else max(r.now - r.since, 0.0) for r in rows]
+        return [None if r.since is None else age if (age := r.now - r.since) > 0 else 0.0
+                for r in rows]
     if column == "node":
         nodes: dict = {None: None}
         return [nodes.get(r.worker) or nodes.setdefault(r.worker, r.node) for r in rows]

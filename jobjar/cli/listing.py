@@ -47,14 +47,15 @@ def _column(column: str, values: list) -> list[str]:
         except TypeError:
             made = {v: _cell(column, v) for v in set(values)}
             return list(map(made.__getitem__, values))
-    made = {}
+    made: dict = {}
     texts = []
+    append, get, duration = texts.append, made.get, column == "duration"
     for value in values:
-        key = value if value is None or (column == "duration" and value < 60) else int(value)
-        text = made.get(key)
+        key = value if value is None or (duration and value < 60) else int(value)
+        text = get(key)
         if text is None:
             text = made[key] = _cell(column, value)
-        texts.append(text)
+        append(text)
     return texts
 
 
