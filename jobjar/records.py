@@ -298,6 +298,7 @@ def lost(path: Path, category: str | None, priority: int, worker: str, why: str,
         record.update(submitted=utc_iso(submitted), submitter=owner)
     if not record["node"]:
         record["node"] = worker.rsplit(".", 1)[0]
+    record["command"] = _text(prior.get("command")) or command_of(path)
     record["attempts"].append({"worker": worker, "status": "lost", "reason": why,
                                "recovered": utc_iso(now)})
     record.update(recoveries=count(prior.get("recoveries")) + 1, status=PENDING,
@@ -321,8 +322,22 @@ def never_ran(path: Path, category: str | None, priority: int, status: str, reas
                   recoveries=prior.get("recoveries", 0),
                   attempts=list(prior.get("attempts", [])),
                   status=status, reason=reason, finished=utc_iso(now),
-                  batch=prior.get("batch") or batch_of(path))
+                  batch=prior.get("batch") or batch_of(path), command=command_of(path))
     return record
+
+
+def command_of(job: Path) -> str | None:
+    """``command_line`` of a job file, read as a worker reads it; ``None`` if it cannot be.
+
+    For the records of jobs no worker ran to the end (``lost``,
+    ``never_ran``): their history names what was run, as a worker's does.
+    """
+    from .depend import NotAJob, read_head
+
+    try:
+        return command_line(read_head(job))
+    except (OSError, NotAJob):
+        return None
 
 
 def batch_of(job: Path) -> str | None:

@@ -4,8 +4,10 @@ It only reads, and files move under it while it reads: anything that
 vanishes mid-listing is simply not counted.  Queued jobs are counted from
 directory listings and their priorities read from their names, so a jar
 with 100,000 queued jobs is summarised without a ``stat`` per job.  Finished jobs are counted
-from the listing of ``completed/`` alone: the status reads no record per
-finished job, so its cost does not grow with the history.  How the recent
+from the first ``COUNT_LIMIT`` entries of ``completed/`` at most (a bigger
+history is ``COUNT_LIMIT``, marked ``total_capped``): the status reads no
+record per finished job and never lists a history of any size whole, so
+its cost does not grow with the history.  How the recent
 jobs ended (the ``succeeded``/``failed`` counts and the recent failures)
 comes from a bounded source that workers write anyway, at no cost to
 throughput: the last ``LOG_TAIL`` bytes of each worker's log, whose
@@ -41,6 +43,9 @@ RECENT = 10
 LOG_TAIL = 16384
 #: At most this many of the newest finishes (all workers together) are counted.
 MAX_RECENT = 1000
+#: At most this many entries of ``completed/`` are counted: listing a history of
+#: 100,000 whole took half as long again as the rest of the status.
+COUNT_LIMIT = 10000
 #: Fields of a record shown among the recent failures.
 FAILURE_FIELDS = ("name", "status", "finished", "exit_code", "signal", "reason", "worker")
 
@@ -181,18 +186,13 @@ def finished(jar: Jar, unreadable: Unreadable | None = None,
              workers: list[str] | None = None) -> tuple[dict, list[dict]]:
     """Completed jobs: how many (a listing), how the recent ones ended, the recent failures.
 
-    ``total`` counts the files in ``completed/``; ``succeeded``, ``failed``
-    and ``other`` count the jobs among the ``MAX_RECENT`` newest of
+    ``total`` counts the files in ``completed/``, up to ``COUNT_LIMIT``
+    (``total_capped``: there are more); ``succeeded``, ``failed`` and
+    ``other`` count the jobs among the ``MAX_RECENT`` newest of
     ``recent_finishes`` whose file is still in ``completed/`` (``recent``).
     """
-    try:  # names only (no DirEntry per job): the one cost that grows with history
-        names = os.listdir(jar.completed)
-    except (FileNotFoundError, NotADirectoryError):
-        names = []
-    except OSError:
-        names = []
-        (unreadable if unreadable is not None else Unreadable(jar)).add(jar.completed)
-    total = len(names) - sum(1 for name in names if name.startswith("."))
+    total, capped = count_up_to(jar.completed, COUNT_LIMIT,
+                                unreadable if unreadable is not None else Unreadable(jar))
     counts: dict[str, int] = {}
     failures = []
     newest = recent_finishes(jar, jar.workers() if workers is None else workers)[:MAX_RECENT]
@@ -206,8 +206,30 @@ def finished(jar: Jar, unreadable: Unreadable | None = None,
             failures.append(failure)
     succeeded = counts.pop(states.SUCCEEDED, 0)
     failed = counts.pop(states.FAILED, 0)
-    return ({"total": total, "succeeded": succeeded, "failed": failed, "other": counts,
-             "recent": len(recent)}, failures)
+    return ({"total": total, "total_capped": capped, "succeeded": succeeded,
+             "failed": failed, "other": counts, "recent": len(recent)}, failures)
+
+
+def count_up_to(path: Path, limit: int, unreadable: Unreadable) -> tuple[int, bool]:
+    """The entries of a directory that are not dot-names, counted up to ``limit``.
+
+    ``(count, True)`` when there are at least ``limit``: the listing stops
+    there (``os.scandir`` reads the directory piece by piece), so a history
+    of a million files costs what one of ``limit`` does.
+    """
+    found = 0
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.name[0] != ".":
+                    found += 1
+                    if found >= limit:
+                        return found, True
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError:  # made unreadable by its owner, or a broken mount
+        unreadable.add(path)
+    return found, False
 
 
 def _alive(jar: Jar, worker: str, node: str) -> bool | None:

@@ -123,3 +123,12 @@ def test_job_history_from_python(jar):
     [row] = jobjar.job_history(status="failed")
     assert (row["name"], row["exit_code"]) == (name, 4)
     assert jobjar.job_history(since=3600, status="succeeded") == []
+
+
+def test_a_job_cancelled_in_the_queue_has_its_command_in_history(jar):
+    """No worker ran it, so its record is ``records.never_ran``'s: it still says what it was."""
+    name = jar.submit("-c", "idle", "echo never run  ")
+    jar.run("cancel_job", name, check=True)
+    [row] = history(jar, "--status", "cancelled")
+    assert (row["name"], row["command"]) == (name, "echo never run")
+    assert jar.record(name)["command"] == "echo never run"

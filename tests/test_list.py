@@ -137,3 +137,106 @@ def test_names_and_commands_are_printable_and_odd_entries_skipped(jar):
     assert "\x1b" not in text and "evil\\x1b[2J.0" in text and "echo \\x1b[31mred" in text
     listed = {r["name"]: r["command"] for r in rows(jar, "-c", "odd")}
     assert listed == {"evil\x1b[2J.0": "echo \x1b[31mred", "link.0": None, "fifo.0": None}
+
+
+#: Job files whose first command line is found in odd places: the listing's own pass
+#: (``commands=True``, as the command reads them) must say what ``records.command_line`` says.
+ODD_HEADS = {
+    "plain.0": b"#!/bin/sh\n#JJ --priority 0\necho plain\n",
+    "blanks.0": b"#!/bin/sh\n\n   \n\t# indented comment\n  \t echo indented  \n",
+    "crlf.0": b"#!/bin/sh\r\n# c\r\necho crlf\r\n",
+    "long.0": b"#!/bin/sh\necho " + b"x" * 300 + b"\n",
+    "utf8.0": "#!/bin/sh\necho caf\u00e9 \u2603\n".encode(),
+    "latin1.0": b"#!/bin/sh\necho caf\xe9\n",
+    "binary.0": b"\x7fELF\x02\x01\x01\x00\x00\x00rest",
+    "wrapped.0": b'#!/bin/sh\n#JJ --priority 0\nprog="$JJ_SCRATCH_DIR/.jj-binary"\ntail\n',
+    "late.0": b"#!/bin/sh\n" + b"#JJ --after nothing\n" * 200 + b"echo after the directives\n",
+    "boundary.0": b"#!/bin/sh\n" + b"#" * 2020 + b"\necho cut at the first read\n",
+    "empty.0": b"",
+    "comments.0": b"#!/bin/sh\n# nothing to run\n",
+    "noshebang.0": b"echo no shebang\n",
+}
+
+
+def test_commands_read_in_the_listing_pass_are_the_records_commands(jar):
+    from jobjar import records
+    from jobjar.listing import list_jobs
+
+    for name, head in ODD_HEADS.items():
+        jar.submit_by_hand(name, "", category="odd").write_bytes(head)
+    expected = {name: records.command_line(head[:16384]) for name, head in ODD_HEADS.items()}
+    assert expected["late.0"] == "echo after the directives"  # (beyond the first read)
+    eager = {r.name: r.command for r in list_jobs(category="odd", commands=True)}
+    lazy = {r.name: r.command for r in list_jobs(category="odd")}
+    assert eager == lazy == expected
+    text = jar.run("list_jobs", "-c", "odd", check=True).stdout
+    assert "echo caf\\xe9" in text and "echo plain" in text and "(binary)" in text
+
+
+def test_a_job_is_running_from_its_claim_before_its_worker_links_it(jar):
+    """A worker renames the job into its ``job/`` first and makes its ``claimed/`` link
+    next: between the two (here held still, as a crash would) the job is running."""
+    from jobjar.listing import list_jobs
+
+    name = jar.submit("-c", "cat", "echo claimed")
+    held = jar.workers_dir / "nodeA.4242" / "job" / "cat"
+    held.mkdir(parents=True)
+    os.rename(jar.path("unclaimed", "cat", name), held / name)  # the claim's rename
+    [row] = list_jobs()
+    assert (row.state, row.name, row.category, row.worker, row.node, row.command) == \
+        ("running", name, "cat", "nodeA.4242", "nodeA", "echo claimed")
+    assert 0 <= row.age < 600  # since the rename (the file's ctime), not since submission
+    jar.path("claimed").mkdir(exist_ok=True)
+    link = jar.path("claimed", "nodeA.4242")
+    os.symlink(f"../workers/nodeA.4242/job/cat/{name}", link)
+    os.utime(link, (0, 1000), follow_symlinks=False)  # the link says when it started
+    [row] = list_jobs(state="running")
+    assert row.age > 10**9 and rows(jar)[0]["worker"] == "nodeA.4242"
+    # a link there is shown as a queued one is, never followed; a dot-file is no job
+    os.symlink("/etc/passwd", held / "planted.0")
+    (held / ".partial").write_text("")
+    assert {r["name"]: r["command"] for r in rows(jar)} == {name: "echo claimed",
+                                                             "planted.0": None}
+
+
+def test_a_job_file_swapped_after_the_listing_is_never_followed_nor_waited_on(jar):
+    """Commands are read after the listing (piece by piece): a file replaced meanwhile by a
+    link or a fifo gives no command; it is never read through, never blocks."""
+    from jobjar.listing import list_jobs
+
+    for name in ("link.0", "fifo.0", "gone.0", "kept.0"):
+        jar.submit_by_hand(name, f"#!/bin/sh\necho {name}\n", category="swap")
+    listed = list_jobs(category="swap")
+    where = jar.path("unclaimed", "swap")
+    os.unlink(where / "link.0")
+    os.symlink("/etc/passwd", where / "link.0")
+    os.unlink(where / "fifo.0")
+    os.mkfifo(where / "fifo.0")
+    os.unlink(where / "gone.0")
+    assert {r.name: r.command for r in listed} == {"link.0": None, "fifo.0": None,
+                                                   "gone.0": None, "kept.0": "echo kept.0"}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs two real users (root)")
+def test_a_worker_whose_job_directory_others_cannot_list_is_seen_through_its_link(team):
+    """Running jobs are listed from workers' ``job/``; where a colleague may not list it
+    (searchable, not readable), the worker's ``claimed/`` link still shows the job."""
+    gate = team.root / "gate"
+    try:
+        submitted = team.run("ann", "submit_job", "-c", "priv",
+                             f"while [ ! -e {gate} ]; do sleep 0.05; done")
+        assert submitted.returncode == 0, submitted.stderr
+        name = submitted.stdout.strip()
+        worker = team.start_worker("ann", "priv")
+
+        def running(who: str) -> list:
+            out = team.run(who, "list_jobs", "--json", "--state", "running")
+            assert out.returncode == 0, out.stderr
+            return [(r["name"], r["worker"], r["owner"]) for r in json.loads(out.stdout)]
+
+        wait_for(lambda: running("bob") == [(name, worker, team.names["ann"])], 60)
+        held = team.home / "workers" / worker / "job"
+        held.chmod(0o711)  # bob may pass through, not list
+        assert running("bob") == [(name, worker, team.names["ann"])]
+    finally:
+        gate.touch()

@@ -170,6 +170,27 @@ def test_empty_and_missing_jar(jar):
     assert os.listdir(jar.home) == []
 
 
+
+def test_a_long_history_is_counted_up_to_a_limit_not_listed_whole(jar):
+    """``completed.total`` is exact below ``COUNT_LIMIT`` and capped (and said so) above it:
+    the status never lists a history of any size whole (docs/operating.md)."""
+    from jobjar.status import COUNT_LIMIT
+
+    done = jar.path("completed")
+    done.mkdir(parents=True)
+    (done / ".rsync-partial").write_text("")  # never a job
+    for i in range(COUNT_LIMIT - 1):
+        os.close(os.open(done / f"old{i}.0", os.O_WRONLY | os.O_CREAT, 0o644))
+    status = json.loads(jar.run("system_status", "--json", check=True).stdout)
+    assert (status["jobs"]["completed"]["total"],
+            status["jobs"]["completed"]["total_capped"]) == (COUNT_LIMIT - 1, False)
+    for i in range(2):
+        (done / f"new{i}.0").write_text("")
+    status = json.loads(jar.run("system_status", "--json", check=True).stdout)
+    assert (status["jobs"]["completed"]["total"],
+            status["jobs"]["completed"]["total_capped"]) == (COUNT_LIMIT, True)
+    assert f"{COUNT_LIMIT}+ completed" in jar.run("system_status", check=True).stdout
+
 CHURN = r"""
 import os, shutil, sys, time
 home, stop = sys.argv[1], sys.argv[2]

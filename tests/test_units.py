@@ -308,6 +308,25 @@ def test_never_ran_of_a_vanished_file_still_has_every_field(tmp_path):
     _check_shape(record)
 
 
+
+def test_lost_and_never_ran_records_name_the_command_as_a_workers_do(tmp_path):
+    job = tmp_path / "job.0"
+    job.write_text("#!/bin/sh\n#JJ --priority 0\n\n  make -j4 all  \nexit 0\n")
+    never = records.never_ran(job, None, 0, states.CANCELLED, "cancelled", time.time())
+    assert never["command"] == "make -j4 all"
+    lost = records.lost(job, None, 0, "node.42", "its worker died", None, time.time())
+    assert lost["command"] == "make -j4 all"  # no earlier record: from the file
+    prior = {"command": "what the worker recorded", "status": states.PENDING}
+    assert records.lost(job, None, 0, "n.1", "died", prior, 0.0)["command"] == \
+        "what the worker recorded"
+    assert records.lost(job, None, 0, "n.1", "died", {"command": ["x"]}, 0.0)["command"] == \
+        "make -j4 all"  # a forged value is not trusted
+    gone, link = tmp_path / "gone.0", tmp_path / "link.0"
+    link.symlink_to(job)  # never read through a link
+    for path in (gone, link):
+        assert records.never_ran(path, None, 0, states.REJECTED, "x", 0.0)["command"] is None
+        assert records.lost(path, None, 0, "n.1", "died", None, 0.0)["command"] is None
+
 @pytest.mark.parametrize("value,expected", [
     (0, 0), (7, 7), ("7", 7), ("0007", 7), (10**9 - 1, 10**9 - 1), (10**9, 0), (-5, 0),
     ("-5", 0), ("x", 0), ("", 0), (None, 0), (True, 0), (False, 0), (3.0, 0), (1e300, 0),

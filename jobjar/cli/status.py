@@ -70,7 +70,8 @@ def _count(state: str, summary, jobs: dict) -> str:
         return f"{summary['total']} unclaimed"
     if state == states.COMPLETED:
         other = ", ".join(f"{n} {printable(s)}" for s, n in sorted(summary["other"].items()))
-        return (f"{summary['total']} completed (last {summary['recent']}: "
+        total = f"{summary['total']}{'+' if summary.get('total_capped') else ''}"
+        return (f"{total} completed (last {summary['recent']}: "
                 f"{summary['succeeded']} succeeded, "
                 f"{summary['failed']} failed{', ' + other if other else ''})")
     if state == states.REJECTED:
