@@ -17,7 +17,8 @@ from jobjar import direct, execute
     ("echo $HOME", None), ("ls *.txt", None), ("cat ~/x", None), ("a; b", None),
     ("a > f", None), ("a 'b c'", None), ('a "b"', None), ("a\nb", None), ("a\\ b", None),
     ("cd /tmp", None), ("exit 3", None), ("true", None), ("if", None), ("A=1 prog", None),
-    ("exec prog", None), ("-x prog", None), ("a | b", None), ("a && b", None), ("a &", None), ("", None),
+    ("exec prog", None), ("-x prog", None), ("a | b", None), ("a && b", None), ("a &", None),
+    ("", None),
 ])
 def test_which_command_lines_are_simple(command, words):
     assert direct.words_of(command) == words
