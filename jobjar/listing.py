@@ -44,6 +44,7 @@ from operator import attrgetter
 from pathlib import Path
 
 from . import states
+from .direct import as_typed
 from .errors import JobJarError
 from .layout import WORKER_JOB, Jar
 from .naming import check_category, priority_of, split_worker_name
@@ -330,7 +331,7 @@ def read_commands(rows: list[Row]) -> None:
                         if match and match.end() < len(head) and len(line) < COMMAND_CHARS \
                                 and line.isascii() and b"\x00" not in head \
                                 and not line.startswith(b"prog="):
-                            command = line.decode()
+                            command = as_typed(line).decode()
                         else:
                             command = _read_command(job, head)
                     except OSError:  # an I/O error, a fifo with a writer: no command

@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 from . import files
-from .direct import words_of
+from .direct import as_typed
 from .states import FINAL, PENDING  # noqa: F401 - re-exported: records.FINAL, records.PENDING
 
 #: Every field of a record, in the order they are written.  Every record has
@@ -383,9 +383,7 @@ def command_line(head: bytes) -> str | None:
             continue
         if line.startswith(b'prog="$JJ_SCRATCH_DIR/.jj-binary"'):  # submit._wrap's binary
             return "(binary)"
-        text = line.decode("utf-8", "backslashreplace")
-        if text.startswith("exec ") and words_of(text[5:]):  # as typed: ``direct.script_line``
-            text = text[5:]
+        text = as_typed(line).decode("utf-8", "backslashreplace")  # without a simple one's exec
         return text if len(text) <= COMMAND_CHARS else text[:COMMAND_CHARS - 3] + "..."
     return None
 

@@ -109,3 +109,24 @@ def test_submitted_simple_commands_run_and_record_as_typed(jar):
     assert exited["status"] == "failed" and exited["exit_code"] == 3
     assert redirected["status"] == "succeeded"
     assert (jar.root / "redirected").read_text() == f"{names[4]}\n"
+
+
+@pytest.mark.parametrize("line, shown", [
+    (b"exec touch x", b"touch x"), (b"exec ./a -n 3", b"./a -n 3"),
+    (b"exec\ttouch  x", b"touch  x"),
+    (b"exec cd /", b"exec cd /"), (b"exec A=1 b", b"exec A=1 b"), (b"exec -x a", b"exec -x a"),
+    (b"exec a $B", b"exec a $B"), (b"execute x", b"execute x"), (b"touch x", b"touch x"),
+])
+def test_records_and_listings_show_a_simple_command_as_typed(line, shown):
+    """What ``records.command_line`` and ``list_jobs``'s fast path show: one function."""
+    from jobjar import records
+
+    assert direct.as_typed(line) == shown
+    assert records.command_line(b"#!/bin/sh\n#JJ --batch b1\n" + line + b"\n") == shown.decode()
+
+
+def test_list_jobs_shows_a_queued_simple_command_as_typed(jar):
+    name = jar.submit("touch", str(jar.root / "x"))
+    assert jar.path("unclaimed", name).read_text().endswith(f"exec touch {jar.root / 'x'}\n")
+    listed = jar.run("list_jobs", "--format", "name,command", check=True).stdout
+    assert f"touch {jar.root / 'x'}" in listed and "exec" not in listed
