@@ -78,6 +78,7 @@ def test_killed_mid_job_then_recovered_same_name_and_category(jar):
                       f"echo $$ >> {jar.root}/pids; while [ ! -e {gate} ]; do sleep 0.05; done")
     victim = jar.start_worker("LINUX")
     wait_for(lambda: os.listdir(jar.path("claimed")), message="claimed")
+    wait_for(lambda: (jar.root / "pids").exists(), message="the job runs")  # not only claimed
     os.kill(worker_pid(victim), 9)
     wait_for(lambda: not pid_alive(worker_pid(victim)))
     orphans = [int(p) for p in (jar.root / "pids").read_text().split()]
