@@ -27,10 +27,16 @@ The phases, each in its own window:
    exactly one pass; the pokes' own requests, counted with no worker, are
    taken off;
 4. *heartbeat*: a worker with ``JJ_HEARTBEAT=2`` and nothing else to do;
-   the window divided by the number of heartbeats it made.
+   the window divided by the number of heartbeats it made; then again with
+   a load average (``JJ_TEST_LOADAVG``) that moves before every beat, so
+   that every beat also writes ``nodes/NODE.yaml``: the difference is one
+   node file write.
 
-An idle worker's minute is then ``60 / JJ_PAUSE_TIME`` passes plus
-``60 / JJ_HEARTBEAT`` heartbeats at the defaults.  The mount's caches are
+An idle worker's minute is then ``60 / JJ_PAUSE_TIME`` passes, ``60 /
+JJ_HEARTBEAT`` heartbeats and one node file write per
+``max(JJ_HEARTBEAT, worker.NODE_REFRESH)`` seconds, at the defaults.
+``waiting/`` is given an old modification time before the worker starts,
+as in a jar whose ``waiting/`` has been empty for a while.  The mount's caches are
 set to expire after 1 s (``dcache_timeout=1``; the kernel's are 1 s too)
 and the pokes come 1.5 s apart, so that every pass finds them expired, as a
 pass does a minute after the last one.
@@ -395,7 +401,10 @@ def measure(root: Path, env: dict[str, str], results: dict) -> None:
             submitter.ask("poke")
         poke = _scaled(mount.requests(start, mount.mark()), 3)
 
-        # 2. one job at a time, idle worker (the queue drained first)
+        # 2. one job at a time, idle worker (the queue drained first); waiting/ has
+        # been empty and unchanged for a while, as in a jar that uses no dependencies
+        old = time.time() - 600
+        os.utime(server_jar / "waiting", (old, old))
         pids.append(_start_worker(env))
         _wait(lambda: len(os.listdir(server_jar / "completed")) == FS_JOBS, 120,
               "the queued jobs to finish")
@@ -422,27 +431,39 @@ def measure(root: Path, env: dict[str, str], results: dict) -> None:
         out["pass"] = {"calls": _scaled(worker.stop(), FS_POKES), "sent": sent}
         _stop_worker(pids.pop())
 
-        # 4. heartbeats
-        pids.append(_start_worker(env, JJ_HEARTBEAT=BEAT_EVERY))
-        time.sleep(1.5)
-        worker = Trace(pids[-1], base / "beat.strace", jar)
-        traces.append(worker)
-        start = mount.mark()
-        time.sleep(BEAT_WINDOW)
-        sent = mount.requests(start, mount.mark())
-        calls = worker.stop()
-        text = (base / "beat.strace").read_text(errors="replace")
-        beats = max(1, len(re.findall(r"utimensat\(.*/heartbeat", text)))
-        out["beat"] = {"calls": _scaled(calls, beats), "sent": _scaled(sent, beats)}
-        _stop_worker(pids.pop())
+        # 4. heartbeats, the node's figures steady, then moving at every beat
+        load = base / "loadavg"
+        load.write_text("0.00 0.00 0.00 1/1 1\n")
+        beat_env = {**env, "JJ_HEARTBEAT": BEAT_EVERY, "JJ_TEST_LOADAVG": str(load)}
+        for phase in ("beat", "publish"):
+            pids.append(_start_worker(beat_env))
+            time.sleep(1.5)
+            worker = Trace(pids[-1], base / f"{phase}.strace", jar)
+            traces.append(worker)
+            start = mount.mark()
+            deadline = time.monotonic() + BEAT_WINDOW
+            while time.monotonic() < deadline:  # "publish": a new load at every beat
+                if phase == "publish":
+                    load.write_text(f"{time.monotonic() % 1000:.2f} 0.00 0.00 1/1 1\n")
+                time.sleep(0.2)
+            sent = mount.requests(start, mount.mark())
+            calls = worker.stop()
+            text = (base / f"{phase}.strace").read_text(errors="replace")
+            beats = max(1, len(re.findall(r"utimensat\(.*heartbeat", text)))
+            out[phase] = {"calls": _scaled(calls, beats), "sent": _scaled(sent, beats)}
+            _stop_worker(pids.pop())
+        for way in ("calls", "sent"):  # a node file's write: what a beat that writes adds
+            out["publish"][way] = _less(out["publish"][way], out["beat"][way])
 
         pause = float(PARAMETERS["JJ_PAUSE_TIME"][1])
         heartbeat = float(PARAMETERS["JJ_HEARTBEAT"][1])
+        refresh = max(heartbeat, _node_refresh())
         out["idle"] = {
             way: {kind: out["pass"][way].get(kind, 0) * 60 / pause
-                  + out["beat"][way].get(kind, 0) * 60 / heartbeat for kind in KINDS}
+                  + out["beat"][way].get(kind, 0) * 60 / heartbeat
+                  + out["publish"][way].get(kind, 0) * 60 / refresh for kind in KINDS}
             for way in ("calls", "sent")}
-        out["settings"] = {"pause": pause, "heartbeat": heartbeat}
+        out["settings"] = {"pause": pause, "heartbeat": heartbeat, "refresh": refresh}
         results["fileserver"] = out
     finally:
         for trace in traces:
@@ -454,6 +475,13 @@ def measure(root: Path, env: dict[str, str], results: dict) -> None:
         if submitter is not None:
             submitter.close()
         mount.close()
+
+
+def _node_refresh() -> float:
+    """Seconds between two writes of an idle node's file (at every heartbeat: 0)."""
+    from jobjar import worker
+
+    return float(getattr(worker, "NODE_REFRESH", 0.0))
 
 
 def _total(counts: dict[str, float]) -> float:
@@ -500,6 +528,8 @@ def rows(results: dict) -> list[str]:
     lines.append(f"| **all** | {pair(fs['submit'], None)} | {pair(fs['run'], None)} | "
                  f"{pair(job, None)} | {sum(MINIMUM.values())} | {pair(fs['idle'], None)} |")
     lines.append(f"| (idle minute = {60 / settings['pause']:g} pass of the loop + "
-                 f"{60 / settings['heartbeat']:g} heartbeats) | | | | | pass: "
-                 f"{pair(fs['pass'], None)}; heartbeat: {pair(fs['beat'], None)} |")
+                 f"{60 / settings['heartbeat']:g} heartbeats + "
+                 f"{60 / settings['refresh']:g} node file writes) | | | | | pass: "
+                 f"{pair(fs['pass'], None)}; heartbeat: {pair(fs['beat'], None)}; "
+                 f"node file: {pair(fs['publish'], None)} |")
     return lines
