@@ -494,8 +494,11 @@ def _fmt(value: float) -> str:
     return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
 
 
-#: The protocol's floor per job (docs/nfs.md derives it): kind -> operations.
-MINIMUM = {"open/create": 3, "close": 3, "open dir": 1, "read dir": 1, "read": 1, "write": 2,
+#: The protocol's floor per job (docs/nfs.md derives it): kind -> operations.  Submit:
+#: create, write, close, rename; find: one listing (open dir, read dir, close); claim:
+#: rename; claimed/ link: symlink, unlink; scratch: mkdir, rmdir; run: open, read, close
+#: of the job file; record: create, write, close, rename; completed/: rename.
+MINIMUM = {"open/create": 3, "close": 4, "open dir": 1, "read dir": 1, "read": 1, "write": 2,
            "rename": 4, "unlink": 1, "mkdir": 1, "rmdir": 1, "symlink": 1}
 
 
