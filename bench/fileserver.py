@@ -243,9 +243,10 @@ class Mount:
     def close(self) -> None:
         """Unmount and stop sshfs and sshd (by pid); never raises."""
         if self.sshfs is not None:
-            for tool in ("fusermount3", "fusermount"):
-                if shutil.which(tool) and os.path.ismount(self.point):
+            for tool in ("fusermount3", "fusermount"):  # also a mount whose sshfs died
+                if shutil.which(tool):
                     subprocess.run([tool, "-u", "-z", str(self.point)], capture_output=True)
+                    break
             _stop(self.sshfs)
         if self.sshd is not None:
             _stop(self.sshd)
