@@ -147,7 +147,8 @@ class Worker:
         self.reported: dict[str, str | None] = {}  # the last problem logged, per directory
         self.watcher = Watcher()
         self.next_beat = 0.0
-        self.dir_fd: int | None = None  # our directory, opened once (``setup``)
+        self.dir_fd: int | None = None  # our directory, opened once (``open_directories``)
+        self.home_fd: int | None = None  # $JJ_WORKER_HOME, likewise
         self.log_file = None
         self.base_env = job_search_path()
         self.controls = control.WorkerControls(self.jar, self.dir)
@@ -198,11 +199,7 @@ class Worker:
         files.remove_tree(self.spare_scratch)
         files.remove_tree(self.scratch_root)  # what a namesake's jobs left
         self.reaper = self.clean = self.reaper and execute.become_subreaper()
-        try:  # our own directory, never a link put at its name (``beat``)
-            self.dir_fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-                                  | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
-            self.dir_fd = None
+        self.open_directories()
         for job_dir in self.job_dirs.values():
             files.make_dir(job_dir)
         # Never through a link, never blocked by a fifo someone put there; hand-made
@@ -225,6 +222,34 @@ class Worker:
                      f"{moved_aside}")
         for directory in (self.jar.worker_home, self.dir, self.jar.unclaimed, self.jar.cancel):
             self.watcher.add(directory)
+
+    def open_directories(self) -> None:
+        """Open our directory and ``$JJ_WORKER_HOME`` once, for the idle loop's lookups.
+
+        The heartbeat, the control files and ``held/`` are then looked up by
+        one name in an open directory: one request to the file server each,
+        not one per component of the path (``docs/nfs.md``).  Our own
+        directory is never a link put at its name (``O_NOFOLLOW``); the
+        worker home is whatever the configuration names, as by its path.
+        """
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        for attribute, path, extra in (("dir_fd", self.dir, getattr(os, "O_NOFOLLOW", 0)),
+                                       ("home_fd", self.jar.worker_home, 0)):
+            try:
+                setattr(self, attribute, os.open(path, flags | extra))
+            except OSError:
+                setattr(self, attribute, None)
+        self.controls.use_descriptors(self.dir_fd, self.home_fd)
+        self.holds.home_fd = self.home_fd
+
+    def close_directories(self) -> None:
+        """Close what ``open_directories`` opened."""
+        self.controls.use_descriptors(None, None)
+        self.holds.home_fd = None
+        for fd in (self.dir_fd, self.home_fd):
+            if fd is not None:
+                os.close(fd)
+        self.dir_fd = self.home_fd = None
 
     def take_directory(self) -> str | None:
         """Make ``workers/NODE.PID`` ours; the name it moved aside, if any.
@@ -454,9 +479,7 @@ class Worker:
                 except OSError:
                     pass
             self.watcher.close()
-            if self.dir_fd is not None:
-                os.close(self.dir_fd)
-                self.dir_fd = None
+            self.close_directories()
         if self.gone:
             raise JobJarError(f"worker {self.name} stopped: {self.gone}")
 
