@@ -43,6 +43,10 @@ temporary directory that is removed afterwards):
    of 100,000 finished jobs; the CPU a worker spends per job on accounting
    (``records.command_line``, ``execute.Usage``, the extra record fields),
    against the time per job of the throughput run.
+9. fileserver: the filesystem operations one job costs (submission, then the
+   worker) and one idle worker costs per minute, on a jar over ``sshfs``
+   from a loopback ``sshd``: system calls on the jar (``strace``) and the
+   SFTP requests sent to the server, by kind (``bench/fileserver.py``).
 
 It is never run by the tests: it takes a few minutes and its figures depend
 on the machine.  Speed is only ever measured here.
@@ -65,6 +69,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import fileserver  # noqa: E402 - bench/fileserver.py, beside this file
+
 TOP = Path(__file__).resolve().parent.parent
 BIN = TOP / "bin"
 DOC = TOP / "docs" / "performance.md"
@@ -72,7 +78,7 @@ sys.path.insert(0, str(TOP))
 
 ROOT: list[Path] = []  # the benchmark's directory, for the machine description
 SECTIONS = ("throughput", "depth", "submit", "latency", "status", "placement", "executor",
-            "history")
+            "history", "fileserver")
 TARGETS = {
     "throughput": "jobs/s >= 0.8 x xargs",
     "depth": "cost at 100,000 <= 1.5 x cost at 100, priority order kept",
@@ -1244,6 +1250,7 @@ def report(results: dict, args, elapsed: float) -> str:
              *table(results, args)]
     if results.get("throughput"):
         lines += throughput_rows(results["throughput"], args)
+    lines += fileserver.rows(results)
     for note in results["notes"]:
         lines.append(f"\nNote: {note}")
     return "\n".join(lines) + "\n"
@@ -1295,6 +1302,9 @@ def main() -> int:
             executor(root, 10_000, args.workers, repeat, args.samples, results)
         if "history" in only:
             history(root, deep, results)
+        if "fileserver" in only:
+            say("fileserver: operations per job and per idle minute, jar over sshfs")
+            fileserver.measure(root, base_env(root), results)
         results["create_us"].append(create_cost(root))
     finally:
         os.environ.clear()

@@ -177,11 +177,21 @@ class WorkerControls:
         self._paths = {name: (os.fspath(worker_dir / name),
                               os.fspath(jar.worker_home / global_control(name)))
                        for name in WORKER_CONTROLS}
+        self._fds: tuple[int | None, int | None] = (None, None)
+
+    def use_descriptors(self, worker_fd: int | None, home_fd: int | None) -> None:
+        """Look the files up in these open directories (the worker's, ``$JJ_WORKER_HOME``).
+
+        One lookup per file for the file server instead of one per component
+        of its path.  The caller keeps the descriptors open, and closes them
+        after ``use_descriptors(None, None)``.
+        """
+        self._fds = (worker_fd, home_fd)
 
     def on(self, name: str) -> bool:
         """Is worker control ``name`` (one of ``WORKER_CONTROLS``) here, or ``NAME_ALL``?"""
         mine, everyone = self._paths[name]
-        return os.path.exists(mine) or os.path.exists(everyone)
+        return _exists(mine, self._fds[0]) or _exists(everyone, self._fds[1])
 
     def stopped(self) -> bool:
         """Should the worker exit (``STOP`` or ``STOP_ALL``)?"""
@@ -190,3 +200,20 @@ class WorkerControls:
     def paused(self) -> bool:
         """Should the worker pause (``PAUSE`` or ``PAUSE_ALL``)?"""
         return self.on(PAUSE)
+
+
+def _exists(path: str, directory_fd: int | None) -> bool:
+    """``os.path.exists(path)``, by its last component in ``directory_fd`` when given.
+
+    An error other than "no such file" on the descriptor (``ESTALE`` on NFS,
+    a directory removed and made again) falls back to the path.
+    """
+    if directory_fd is not None:
+        try:
+            os.stat(os.path.basename(path), dir_fd=directory_fd)
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError:
+            pass
+    return os.path.exists(path)

@@ -146,10 +146,22 @@ def read_hold(directory_fd: int, category: str) -> tuple[bool, tuple[int, int] |
         return True, None, MALFORMED
 
 
-def _open_dir(path: Path) -> int | None:
-    """An descriptor of ``held/`` if it is a real directory (never a link), else ``None``."""
+def _open_dir(path: Path, home_fd: int | None = None) -> int | None:
+    """An descriptor of ``held/`` if it is a real directory (never a link), else ``None``.
+
+    ``home_fd``, an open ``$JJ_WORKER_HOME``: ``held`` is looked up in it, one
+    lookup for the file server instead of one per component of the path.
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    if home_fd is not None:
+        try:
+            return os.open(path.name, flags, dir_fd=home_fd)
+        except FileNotFoundError:
+            return None
+        except OSError:  # ESTALE, a link (ELOOP), ...: as by the path
+            pass
     try:
-        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return os.open(path, flags)
     except OSError:
         return None
 
@@ -203,6 +215,7 @@ class Holds:
         self.held: frozenset[str] = frozenset()
         self.next_read = float("-inf")
         self.problems: dict[str, str] = {}
+        self.home_fd: int | None = None  # $JJ_WORKER_HOME, open (set by the worker)
 
     def current(self) -> frozenset[str]:
         """The categories of this worker that are held now."""
@@ -219,7 +232,7 @@ class Holds:
         return self.held
 
     def _read(self) -> frozenset[str]:
-        fd = _open_dir(self.path)
+        fd = _open_dir(self.path, self.home_fd)
         if fd is None:  # nothing held (or held/ is not a real directory: not ours to enter)
             return frozenset()
         held, problems = set(), {}

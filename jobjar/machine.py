@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .layout import Jar
 
-#: A node file older than this (seconds, by the reader's clock) is unknown: the
-#: default heartbeat is 30 s, so four missed beats, with room for clock skew.
+#: A node file older than this (seconds, by the reader's clock) is unknown: a
+#: worker rewrites it at least every half of this (``worker.NODE_REFRESH``), at its
+#: heartbeat (30 s by default), so two missed writes, with room for clock skew.
 STALE_AFTER = 120.0
 #: How many jobs a node names as too big for it (``Machine.too_big``).
 MAX_TOO_BIG = 20

@@ -74,6 +74,14 @@ MAX_JITTER = 10.0
 MIN_SLEEP = 0.05
 #: Longest job name that still leaves room for ``results/NAME.yaml`` in 255 bytes.
 MAX_NAME_BYTES = 250
+#: Seconds after which a node file is rewritten even if its figures did not move:
+#: half the age at which readers take it for stale.
+NODE_REFRESH = machine.STALE_AFTER / 2
+#: Seconds ``waiting/`` must have been unchanged when listed empty for its unchanged
+#: modification time to be trusted (NFS's default ``acdirmax``), and seconds after which
+#: it is listed again anyway (``Worker.waiting_is_empty``).
+WAITING_SETTLE = 60.0
+WAITING_RELIST = 300.0
 
 
 def job_search_path() -> dict[str, str]:
@@ -141,6 +149,8 @@ class Worker:
         self.reported: dict[str, str | None] = {}  # the last problem logged, per directory
         self.watcher = Watcher()
         self.next_beat = 0.0
+        self.dir_fd: int | None = None  # our directory, opened once (``open_directories``)
+        self.home_fd: int | None = None  # $JJ_WORKER_HOME, likewise
         self.log_file = None
         self.base_env = job_search_path()
         self.controls = control.WorkerControls(self.jar, self.dir)
@@ -163,8 +173,15 @@ class Worker:
         self.kept_scratch: str | None = None  # the last job's empty scratch/T, kept in place
         self.gone: str | None = None  # why the worker cannot go on (its directory vanished)
         self.next_dir_check = 0.0
+        # waiting/ as last listed (``waiting_is_empty``): the mtime at which it was empty
+        # (and settled), or at which it had entries
+        self.waiting_empty: int | None = None
+        self.waiting_busy: int | None = None
+        self.waiting_relist = float("-inf")
         self.figures: machine.Machine | None = None  # this node, measured (``node_figures``)
         self.measured_at = float("-inf")
+        self.published: machine.Machine | None = None  # what nodes/NODE.yaml last got from us
+        self.published_at = float("-inf")
         self.prefetched: tuple[Path, jjdir.Directives, bytes] | None = None  # read at the claim
         self.left: dict[str, str] = {}  # jobs given back (placement): name -> why, logged once
         self.too_big: dict[str, None] = {}  # [CAT/]NAME found too big for this node, newest last
@@ -183,6 +200,7 @@ class Worker:
         files.remove_tree(self.dir / SPARE_SCRATCH)  # an older version's spare
         files.remove_tree(self.scratch_root)  # what a namesake's jobs left
         self.reaper = self.clean = self.reaper and execute.become_subreaper()
+        self.open_directories()
         for job_dir in self.job_dirs.values():
             files.make_dir(job_dir)
         # Never through a link, never blocked by a fifo someone put there; hand-made
@@ -205,6 +223,34 @@ class Worker:
                      f"{moved_aside}")
         for directory in (self.jar.worker_home, self.dir, self.jar.unclaimed, self.jar.cancel):
             self.watcher.add(directory)
+
+    def open_directories(self) -> None:
+        """Open our directory and ``$JJ_WORKER_HOME`` once, for the idle loop's lookups.
+
+        The heartbeat, the control files and ``held/`` are then looked up by
+        one name in an open directory: one request to the file server each,
+        not one per component of the path (``docs/nfs.md``).  Our own
+        directory is never a link put at its name (``O_NOFOLLOW``); the
+        worker home is whatever the configuration names, as by its path.
+        """
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        for attribute, path, extra in (("dir_fd", self.dir, getattr(os, "O_NOFOLLOW", 0)),
+                                       ("home_fd", self.jar.worker_home, 0)):
+            try:
+                setattr(self, attribute, os.open(path, flags | extra))
+            except OSError:
+                setattr(self, attribute, None)
+        self.controls.use_descriptors(self.dir_fd, self.home_fd)
+        self.holds.home_fd = self.home_fd
+
+    def close_directories(self) -> None:
+        """Close what ``open_directories`` opened."""
+        self.controls.use_descriptors(None, None)
+        self.holds.home_fd = None
+        for fd in (self.dir_fd, self.home_fd):
+            if fd is not None:
+                os.close(fd)
+        self.dir_fd = self.home_fd = None
 
     def take_directory(self) -> str | None:
         """Make ``workers/NODE.PID`` ours; the name it moved aside, if any.
@@ -318,7 +364,12 @@ class Worker:
         self.next_beat = now + max(0.05, self.config.heartbeat)
         path = self.dir / WORKER_HEARTBEAT
         try:
-            os.utime(path, follow_symlinks=False)  # a link's own time, never its target's
+            # a link's own time, never its target's; by the name in our directory's
+            # descriptor: one lookup for the file server, not one per component of the path
+            if self.dir_fd is not None:
+                os.utime(WORKER_HEARTBEAT, dir_fd=self.dir_fd, follow_symlinks=False)
+            else:
+                os.utime(path, follow_symlinks=False)
             problem = None
         except OSError as exc:
             problem = self._new_heartbeat(path)
@@ -345,14 +396,24 @@ class Worker:
         return self.figures
 
     def publish_node(self) -> None:
-        """Write ``nodes/NODE.yaml`` with the heartbeat; a failure is logged once, survived.
+        """Write ``nodes/NODE.yaml`` with the heartbeat, if due; a failure is logged once, survived.
 
         Every worker of a node writes the same file (an atomic rename each
         time): no election is needed, and a node keeps publishing while any
-        of its workers lives.
+        of its workers lives.  Each write costs the file server a creation,
+        a write and a rename, so a beat writes only when the figures moved
+        (``_moved``) or the file is ``NODE_REFRESH`` seconds old: an idle
+        node writes once a minute, not at every heartbeat, and its file is
+        never older than half ``machine.STALE_AFTER``.
         """
+        figures = self.node_figures()
+        now = time.monotonic()
+        if self.published is not None and now - self.published_at < NODE_REFRESH \
+                and not _moved(self.published, figures):
+            return
         try:
-            machine.publish(self.jar, self.node_figures())
+            machine.publish(self.jar, figures)
+            self.published, self.published_at = figures, now
             problem = None
         except OSError as exc:
             problem = f"cannot write {self.jar.node_file(self.config.node)}: " \
@@ -419,6 +480,7 @@ class Worker:
                 except OSError:
                     pass
             self.watcher.close()
+            self.close_directories()
         if self.gone:
             raise JobJarError(f"worker {self.name} stopped: {self.gone}")
 
@@ -465,12 +527,51 @@ class Worker:
 
     def release_waiting(self) -> int:
         """Release waiting jobs whose dependencies ended (how many); nothing there may stop us."""
+        if self.waiting_is_empty():
+            return 0
         self.check_waiting_dirs()
         try:
             return depend.release(self.jar, log=self.log)
         except Exception as exc:  # one bad entry is depend's to set aside; this is a backstop
             self.log(f"error while releasing waiting jobs: {type(exc).__name__}: {exc}")
             return 0
+
+    def waiting_is_empty(self) -> bool:
+        """Is ``waiting/`` known to hold nothing?  Then there is nothing to release.
+
+        Most jars have no waiting job, and listing ``waiting/`` after every
+        job and at every idle pass costs the file server an open, reads and
+        a close each time.  So an empty ``waiting/`` is trusted, for one
+        ``lstat`` a time, while its modification time stays the same, but
+        only if it had already been unchanged for ``WAITING_SETTLE`` seconds
+        when it was listed empty: timestamps may have whole seconds (a job
+        renamed in during the same second leaves the time as it was), and
+        an NFS client caches a directory's listing and its attributes
+        separately, for up to ``acdirmax`` (60 s by default), so a listing
+        made that long after the last change is known to include it.  And
+        it is listed again every ``WAITING_RELIST`` seconds whatever it
+        says.  A ``waiting/`` with anything in it (a job, a category) is
+        left to ``depend.release`` to list, as before.
+        """
+        try:
+            info = os.lstat(self.jar.waiting)
+        except OSError:
+            return False
+        mtime, now = info.st_mtime_ns, time.monotonic()
+        if not stat.S_ISDIR(info.st_mode) or mtime == self.waiting_busy:
+            return False  # not ours to judge, or had entries at this very time: list it
+        if mtime == self.waiting_empty and now < self.waiting_relist:
+            return True
+        try:
+            with os.scandir(self.jar.waiting) as entries:
+                empty = not any(not entry.name.startswith(".") for entry in entries)
+        except OSError:
+            return False
+        self.waiting_busy = None if empty else mtime
+        settled = empty and time.time() - info.st_mtime >= WAITING_SETTLE
+        self.waiting_empty = mtime if settled else None
+        self.waiting_relist = now + WAITING_RELIST
+        return empty
 
     def _terminate(self, signum: int, frame: object) -> None:
         """A termination signal stops the worker, but never in the middle of a job."""
@@ -1090,6 +1191,18 @@ class Worker:
 
 #: ``scratch/`` is opened as a directory, never through a link.
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _moved(old: machine.Machine, new: machine.Machine) -> bool:
+    """Have a node's figures changed enough to be worth a write to the file server?
+
+    A quarter of a load point, 1/32 of the memory, or anything else (the jobs
+    found too big, the settings): what a reader choosing a node would notice.
+    """
+    return (abs(new.load1 - old.load1) >= 0.25
+            or abs(new.mem_available_kb - old.mem_available_kb) * 32 > max(1, new.mem_total_kb)
+            or (new.cpus, new.mem_total_kb, new.too_big, new.max_load, new.min_free_memory_kb)
+            != (old.cpus, old.mem_total_kb, old.too_big, old.max_load, old.min_free_memory_kb))
 
 
 def _queued_as(category: str | None, name: str) -> str:

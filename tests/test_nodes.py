@@ -442,3 +442,25 @@ def test_stale_recovery_of_a_crashed_node(cluster):
     assert starts[f"start-{jobs['bravo']}"] == 2  # the running job, and only it, ran again
     record = cluster.record(jobs["bravo"])
     assert record["recoveries"] == 1 and record["node"] == ends[jobs["bravo"]]
+
+
+@pytest.mark.parametrize("cluster", ["sshfs"], indirect=True)
+def test_a_job_waiting_from_another_node_is_released_from_a_settled_waiting_dir(cluster):
+    """An idle worker trusts an old, empty ``waiting/`` by its time (``docs/nfs.md``);
+    a job put there through another node's mount, whose dependency then ends on this
+    node, is released all the same, stale caches and whole-second times notwithstanding.
+    """
+    waiting = cluster.home / "waiting"
+    old = time.time() - 600
+    os.utime(waiting, (old, old))
+    worker = cluster.start_worker("alpha")
+    beat = cluster.home / "workers" / worker / "heartbeat"
+    begun = time.time()
+    wait_for(lambda: os.stat(beat).st_mtime >= int(begun) + 2, 30,
+             message="a later heartbeat (idle passes that trusted waiting/)")
+    first = cluster.submit_script("bravo", "sleep 1", "-c", "alpha")
+    second = cluster.submit_script("bravo", "true", "-c", "alpha", "--after", first)
+    wait_done(cluster, 2, timeout=150)
+    before, after = cluster.record(first), cluster.record(second)
+    assert before["status"] == after["status"] == "succeeded"
+    assert after["started"] >= before["finished"] and after["node"] == "alpha"
