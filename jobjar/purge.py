@@ -119,8 +119,8 @@ class _Dirs:
             except FileNotFoundError:
                 self.fd[name] = None
             except OSError as exc:
-                self.close()
                 if name == "results":  # job files would go without their status read
+                    self.close()
                     raise JobJarError(f"cannot purge: {jar.home / name} is not a directory "
                                       f"one may read ({exc.strerror or exc})") from None
                 self.fd[name] = None
@@ -274,6 +274,8 @@ class _Purge:
                 verdict = self.consider(job)
             except OSError as exc:  # one bad entry never stops the purge
                 verdict = f"cannot remove it: {exc.strerror or exc}"
+            except Exception as exc:  # noqa: BLE001 - nor does one we did not foresee
+                verdict = f"cannot remove it: {exc}"
             if verdict is not False:
                 done.append((job.name, verdict))
         return done
