@@ -348,19 +348,18 @@ def _listed(dirs: _Dirs, busy: set[str]) -> tuple[list[_Job], set[str]]:
     ``completed/`` after its record is written, so a listed job file's
     record is listed too.
     """
-    jobs: list[_Job] = []
-    seen: set[str] = set()
+    found: list[tuple[str, str, bool]] = []
     for state in states.LEFT:
         for entry in dirs.entries(state):
-            seen.add(entry.name)
-            if entry.name not in busy:
-                try:
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                except OSError:
-                    is_dir = False
-                jobs.append(_Job(entry.name, state, is_dir, False))
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            found.append((entry.name, state, is_dir))
+    seen = {name for name, _, _ in found}
     recorded = {n[:-5] for n in dirs.names("results") if n.endswith(".yaml")}
-    jobs = [job._replace(recorded=job.name in recorded) for job in jobs]
+    jobs = [_Job(name, state, is_dir, name in recorded) for name, state, is_dir in found
+            if name not in busy]
     jobs += [_Job(name, None, False, True) for name in sorted(recorded - seen - busy)]
     return jobs, seen | recorded
 
