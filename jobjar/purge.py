@@ -260,8 +260,11 @@ class _Purge:
         else:
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(min(THREADS, len(chunks))) as pool:
+            pool = ThreadPoolExecutor(min(THREADS, len(chunks)))
+            try:
                 done = list(pool.map(self.chunk, chunks))
+            finally:  # Ctrl-C: the chunks begun end, the others never start
+                pool.shutdown(wait=True, cancel_futures=True)
         purged = [name for part in done for name, why in part if why is None]
         kept = [(name, why) for part in done for name, why in part if why is not None]
         return purged, kept
