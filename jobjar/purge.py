@@ -67,9 +67,7 @@ MAX_CHUNK = 512
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
-#: Read records without updating their access time (a journal write per record,
-#: just before the record goes); only the files' owner may ask: cleared on EPERM.
-_noatime = getattr(os, "O_NOATIME", 0)
+_NOATIME = getattr(os, "O_NOATIME", 0)
 #: ``status: VALUE`` lines as workers write them, and the status each one means.
 _STATUS_LINES = {f'"{s}"': s for s in (*states.FINAL, states.PENDING)}
 
@@ -165,22 +163,23 @@ class _Job(NamedTuple):
     recorded: bool     # results/ listed its record
 
 
-def _read(fd: int | None, name: str, limit: int) -> bytes | None:
+def _read(fd: int | None, name: str, limit: int, owned: bool = False) -> bytes | None:
     """``files.read_regular`` of ``name`` in a directory, through the directory's descriptor.
 
     A regular file of at most ``limit`` bytes, never through a link, never
-    blocking on a fifo; else ``None``.
+    blocking on a fifo; else ``None``.  ``owned`` (its ``lstat`` says it is
+    ours, or we are root): read with ``O_NOATIME``, which only the owner may
+    ask for, so that reading it does not dirty its inode (a journal write)
+    just before it goes.
     """
-    global _noatime
     if fd is None:
         return None
     try:
-        handle = os.open(name, _READ_FLAGS | _noatime, dir_fd=fd)
+        handle = os.open(name, _READ_FLAGS | (_NOATIME if owned else 0), dir_fd=fd)
     except PermissionError as exc:
-        if not _noatime or exc.errno != errno.EPERM:
-            return None
-        _noatime = 0  # not our file: read like anyone, from now on
-        return _read(fd, name, limit)
+        if owned and exc.errno == errno.EPERM:  # given away since the lstat
+            return _read(fd, name, limit)
+        return None
     except OSError:
         return None
     try:
@@ -202,14 +201,14 @@ def _read(fd: int | None, name: str, limit: int) -> bytes | None:
     return None if size > limit else b"".join(chunks)
 
 
-def _status(dirs: _Dirs, name: str) -> str | None:
+def _status(dirs: _Dirs, name: str, owned: bool = False) -> str | None:
     """``records.status_of`` the record of ``name``, decoding only its last ``status:`` line.
 
     A line as workers write it (``status: "failed"``) is looked up; anything
     else (a record edited by hand) is left to ``records.status_of``, so both
     always agree.
     """
-    data = _read(dirs.fd["results"], f"{name}.yaml", records.MAX_BYTES)
+    data = _read(dirs.fd["results"], f"{name}.yaml", records.MAX_BYTES, owned)
     if data is None:
         return None
     try:
@@ -223,6 +222,12 @@ def _status(dirs: _Dirs, name: str) -> str | None:
         if found is not None:
             return found
     return records.status_of(dirs.jar.record(name))
+
+
+def _owned(info: os.stat_result) -> bool:
+    """Whether we may read the file ``info`` describes with ``O_NOATIME`` (ours, or root)."""
+    euid = os.geteuid()
+    return euid == 0 or info.st_uid == euid
 
 
 def _lstat(name: str, fd: int | None) -> os.stat_result | None:
@@ -297,7 +302,8 @@ class _Purge:
             age = self.now - job_info.st_ctime
         if age < self.older_than:
             return False
-        recorded = _status(self.dirs, job.name) if record_info is not None else None
+        recorded = None if record_info is None else \
+            _status(self.dirs, job.name, _owned(record_info))
         if record_info is not None and recorded not in states.FINAL:
             return False  # retrying (back in the jar), or not a record of ours: not history
         if self.status is not None and recorded != self.status:
@@ -389,7 +395,7 @@ def _manifests(dirs: _Dirs, older_than: float, now: float, left: set[str],
         info = _lstat(entry.name, fd)
         if info is None or not stat.S_ISREG(info.st_mode) or now - info.st_mtime < older_than:
             continue
-        data = _read(fd, entry.name, MAX_MANIFEST_BYTES)
+        data = _read(fd, entry.name, MAX_MANIFEST_BYTES, _owned(info))
         if data is None:
             continue
         names = data.decode("utf-8", "surrogateescape").split("\n")
