@@ -1017,7 +1017,7 @@ def history(root: Path, deep: Path | None, results: dict) -> None:
     say("purge_jobs --older-than 1d of 100,000 finished jobs")
     out["purge"] = timed([str(BIN / "purge_jobs"), "--older-than", "1d"], big.env, 1, "purge")
     out["cpu"] = dict(CPU)
-    left = count(big.home / "completed") + count(big.home / "results")
+    left = sum(count(big.home / d) for d in ("completed", "results", "output"))
     if left:
         results["notes"].append(f"purge_jobs left {left} files of 100,000 finished jobs")
     out["accounting"] = accounting_cost()

@@ -125,8 +125,9 @@ def test_purge_bad_input_changes_nothing(jar):
 
     with pytest.raises(jobjar.JobJarError):
         jobjar.purge_jobs(-1)
-    assert jobjar.purge_jobs(8 * DAY, dry_run=True) == {"purged": [name], "kept": []}
-    assert jobjar.purge_jobs(8 * DAY) == {"purged": [name], "kept": []}
+    nothing_else = {"kept": [], "batches": []}
+    assert jobjar.purge_jobs(8 * DAY, dry_run=True) == {"purged": [name], **nothing_else}
+    assert jobjar.purge_jobs(8 * DAY) == {"purged": [name], **nothing_else}
     assert traces(jar, name) == []
 
 
@@ -157,3 +158,172 @@ def test_install_cron_purge_keeps_the_other_lines_and_they_keep_it(jar, tmp_path
     assert len(lines(tab)) == 4
     jar.run("install_cron", "--file", str(tab), "--remove", check=True)
     assert lines(tab) == ["0 3 * * * /usr/bin/backup"]
+
+
+def age_file(path, seconds: float) -> None:
+    """Make a file (a batch manifest, a planted entry: never followed) look older."""
+    then = os.lstat(path).st_mtime - seconds
+    os.utime(path, (then, then), follow_symlinks=False)
+
+
+def snapshot(jar) -> dict:
+    """Every entry of the jar's history directories, with its kind, size and times."""
+    found = {}
+    for sub in ("completed", "rejected", "results", "output", "batches", "ini"):
+        for top, dirs, names in os.walk(jar.path(sub)):
+            for name in dirs + names:
+                info = os.lstat(os.path.join(top, name))
+                found[os.path.join(top, name)] = (info.st_mode, info.st_size, info.st_mtime_ns)
+    return found
+
+
+def test_purge_removes_a_batch_manifest_once_none_of_its_jobs_is_left(jar, gate):
+    from test_batches import submit_batch
+
+    done, done_id = submit_batch(jar, "--array", "1-3", "echo $JJ_ARRAY_INDEX")
+    mixed, mixed_id = submit_batch(jar, "--array", "1-2", 'test "$JJ_ARRAY_INDEX" = 1')
+    young, young_id = submit_batch(jar, "--array", "1-2", "true")
+    jar.start_worker()
+    wait_for(lambda: len(jar.completed()) == 7, 60)
+    held, held_id = submit_batch(jar, "-c", "run", "--array", "1-2",
+                                 f"while [ ! -e {gate} ]; do sleep 0.05; done")
+    jar.start_worker("run")
+    wait_for(lambda: len(os.listdir(jar.path("claimed"))) == 1, 60)  # one runs, one queued
+    for name in done + mixed + young:
+        age_by(jar, name, 10 * DAY)
+    for batch in (done_id, mixed_id, held_id):
+        age_file(jar.path("batches", batch), 10 * DAY)
+    # Not manifests: a note, and a link named like a batch id to a file of someone's.
+    note = jar.path("batches", "notes.txt")
+    note.write_text(f"{done[0]}\n")
+    victim = jar.root / "victim"
+    victim.write_text("precious\n")
+    os.symlink(victim, jar.path("batches", "linked42"))
+    age_file(note, 10 * DAY)
+    age_file(jar.path("batches", "linked42"), 10 * DAY)
+
+    before = snapshot(jar)
+    dry = jar.run("purge_jobs", "--older-than", "7d", "--dry-run", check=True)
+    assert f"would purge batch {done_id}" in dry.stderr
+    assert f"would purge batch {mixed_id}" in dry.stderr
+    assert "and 2 batch manifests" in dry.stderr
+    assert snapshot(jar) == before  # a dry run changes nothing at all
+
+    failed = jar.run("purge_jobs", "--older-than", "7d", "--status", "failed", "-v", check=True)
+    assert failed.stdout.split() == [mixed[1]]
+    assert "batch" not in failed.stderr  # its other job is left: the manifest stays
+    assert jar.path("batches", mixed_id).exists()
+
+    purged = jar.run("purge_jobs", "--older-than", "7d", "-v", check=True)
+    assert sorted(purged.stdout.split()) == sorted(done + mixed[:1] + young)
+    assert f"purged batch {done_id}" in purged.stderr and f"purged batch {mixed_id}" in \
+        purged.stderr
+    assert "purged 6 finished jobs (0 kept for waiting jobs) and 2 batch manifests" in \
+        purged.stderr
+    assert not jar.path("batches", done_id).exists()
+    assert not jar.path("batches", mixed_id).exists()
+    assert jar.path("batches", young_id).exists()  # its jobs are gone, but it is not old
+    assert jar.path("batches", held_id).exists()  # its jobs are in the jar
+    assert note.exists() and os.path.islink(jar.path("batches", "linked42"))
+    assert victim.read_text() == "precious\n"
+
+    gate.touch()
+    wait_for(lambda: set(held) <= set(jar.completed()), 60)
+    for name in held:
+        age_by(jar, name, 10 * DAY)
+    age_file(jar.path("batches", held_id), 10 * DAY)
+    import jobjar
+
+    report = jobjar.purge_jobs(7 * DAY)
+    assert sorted(report["purged"]) == sorted(held) and report["batches"] == [held_id]
+    assert sorted(os.listdir(jar.path("batches"))) == sorted([young_id, "notes.txt",
+                                                              "linked42"])
+
+
+def test_purge_never_follows_a_link_and_one_bad_entry_never_stops_it(jar):
+    names = [jar.submit(f"echo {i}; echo e{i} >&2") for i in range(3)]
+    own = jar.submit("--output", str(jar.path("output", "mine.txt")), "echo mine")
+    jar.start_worker()
+    wait_for(lambda: len(jar.completed()) == 4, 60)
+    assert jar.path("output", "mine.txt").read_text() == "mine\n"
+    outside = jar.root / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("precious\n")
+    # A link in completed/ with a final record: only the link goes.
+    record = jar.path("results", f"{names[0]}.yaml").read_text()
+    os.symlink(outside / "victim", jar.path("completed", "planted.0"))
+    jar.path("results", "planted.0.yaml").write_text(record.replace(names[0], "planted.0"))
+    # Records that are not files: a fifo (a plain open would block for good), a directory.
+    os.mkfifo(jar.path("results", "fifo.0.yaml"))
+    jar.path("completed", "fifo.0").write_text("#!/bin/sh\n")
+    jar.path("results", "dir.0.yaml").mkdir()
+    jar.path("completed", "dir.0").write_text("#!/bin/sh\n")
+    # output/ replaced by a link to someone's directory holding a job's output names.
+    os.rename(jar.path("output"), jar.root / "real-output")
+    (outside / f"{names[1]}.out").write_text("not the jar's\n")
+    os.symlink(outside, jar.path("output"))
+    for name in [*names, own, "planted.0", "fifo.0", "dir.0"]:
+        path = jar.path("results", f"{name}.yaml")
+        age_file(path, 3 * DAY)
+        age_file(jar.path("completed", name), 3 * DAY)
+
+    out = jar.run("purge_jobs", "--older-than", "2d", "-v", check=True)
+    assert sorted(out.stdout.split()) == sorted([*names, own, "planted.0"])
+    assert not os.path.lexists(jar.path("completed", "planted.0"))
+    assert (outside / "victim").read_text() == "precious\n"
+    assert (outside / f"{names[1]}.out").read_text() == "not the jar's\n"
+    for name in ("fifo.0", "dir.0"):  # no status read: not history we may remove
+        assert jar.path("completed", name).exists()
+    for name in [*names, own]:
+        assert not os.path.lexists(jar.path("completed", name))
+        assert not os.path.lexists(jar.path("results", f"{name}.yaml"))
+    # The output behind the link stayed where it was; a job's own --output always stays.
+    assert (jar.root / "real-output" / f"{names[2]}.err").exists()
+    assert (jar.root / "real-output" / "mine.txt").read_text() == "mine\n"
+
+
+def test_purge_with_output_where_it_belongs_removes_it_but_not_a_jobs_own_file(jar):
+    plain = jar.submit("echo out; echo err >&2")
+    quiet = jar.submit("true")
+    own = jar.submit("--output", str(jar.path("output", "mine.txt")), "--error",
+                     str(jar.path("output", "mine.err")), "echo mine; echo e >&2")
+    jar.start_worker()
+    wait_for(lambda: len(jar.completed()) == 3, 60)
+    for name in (plain, quiet, own):
+        age_by(jar, name, 2 * DAY)
+    jar.run("purge_jobs", "--older-than", "1d", check=True)
+    shown = [n for n in os.listdir(jar.path("output")) if not n.startswith(".")]  # workers' own
+    assert sorted(shown) == ["mine.err", "mine.txt"]
+    assert os.listdir(jar.path("results")) == [] and jar.completed() == []
+
+
+def test_one_user_purges_anothers_finished_jobs_in_a_team_jar(team):
+    names = [team.run("ann", "submit_job", "echo hello").stdout.strip() for _ in range(3)]
+    batch = team.run("ann", "submit_job", "--array", "1-30", "true")  # threads meet EPERM at once
+    assert batch.returncode == 0, batch.stderr
+    batch_id = batch.stderr.split()[-1]
+    names += batch.stdout.split()
+    team.start_worker("ann")
+    completed = team.home / "completed"
+    wait_for(lambda: completed.is_dir() and len(os.listdir(completed)) == 33, 60)
+    # only a file's owner may read it with O_NOATIME: bob reads ann's records as anyone does
+    out = team.run("bob", "purge_jobs", "--older-than", "0", "-v")
+    assert out.returncode == 0, out.stderr
+    assert sorted(out.stdout.split()) == sorted(names)
+    assert f"purged batch {batch_id}" in out.stderr
+    assert os.listdir(completed) == [] and os.listdir(team.home / "results") == []
+    assert [n for n in os.listdir(team.home / "output") if not n.startswith(".")] == []
+
+
+def test_a_link_at_results_stops_the_purge_with_one_line_and_removes_nothing(jar):
+    name = jar.submit("echo kept")
+    jar.start_worker()
+    wait_for(lambda: name in jar.completed(), 60)
+    age_by(jar, name, 3 * DAY)
+    elsewhere = jar.root / "elsewhere"
+    os.rename(jar.path("results"), elsewhere)
+    os.symlink(elsewhere, jar.path("results"))  # its job files must not go unread
+    one_line_error(jar.run("purge_jobs", "--older-than", "1d"), "cannot purge", "results",
+                   status=1)
+    assert jar.path("completed", name).exists() and (elsewhere / f"{name}.yaml").exists()
+    assert jar.path("output", f"{name}.out").exists()

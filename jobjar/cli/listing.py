@@ -202,8 +202,9 @@ def history_main(argv: list[str] | None = None) -> int:
 def purge_main(argv: list[str] | None = None) -> int:
     """Entry point of ``purge_jobs``."""
     p = Parser("purge_jobs", "Remove finished jobs older than a duration: their files in "
-               "completed/ and rejected/,\ntheir records and their output in output/. Never a "
-               "job still in the jar, never a record\na waiting job's dependency still needs.",
+               "completed/ and rejected/,\ntheir records and their output in output/, and "
+               "the manifests of batches with no job left.\nNever a job still in the jar, "
+               "never a record a waiting job's dependency still needs.",
                "purge_jobs --older-than 30d --dry-run")
     p.add_argument("--older-than", metavar="DURATION", required=True,
                    help="finished at least this long ago (90s, 15m, 12h, 7d, 1d12h)")
@@ -224,8 +225,13 @@ def purge_main(argv: list[str] | None = None) -> int:
         for name, why in report["kept"]:
             print(f"kept {printable(name)}: {printable(why)}", file=sys.stderr)
         verb = "would purge" if args.dry_run else "purged"
+        if args.verbose or args.dry_run:  # on stderr: stdout stays a list of job names
+            for batch in report["batches"]:
+                print(f"{verb} batch {batch}", file=sys.stderr)
+        batches = len(report["batches"])
+        also = f" and {batches} batch manifest{'s' * (batches != 1)}" if batches else ""
         print(f"{verb} {len(report['purged'])} finished jobs "
-              f"({len(report['kept'])} kept for waiting jobs)", file=sys.stderr)
+              f"({len(report['kept'])} kept for waiting jobs){also}", file=sys.stderr)
         return 0
 
     return run("purge_jobs", body)
