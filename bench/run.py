@@ -427,10 +427,12 @@ def throughput(root: Path, n: int, w: int, repeat: int, results: dict) -> None:
     times: dict[tuple[str, str], list[float]] = {}
     jobs: dict[str, int] = {}
     rss: list[int] = []
+    made = 0  # every run its own directories
     for r in range(repeat):
         for form in FORMS:
             for tool, runner in tools.items():
-                tag = f"{tool.split()[0].lower().replace('_', '')}-{form}-{r}-{len(times)}"
+                made += 1
+                tag = f"{tool.split()[0].lower().replace('_', '')}-{form}-{r}-{made}"
                 count_ = PER_PROCESS_JOBS if runner == "process" else n
                 jobs[tool] = min(count_, n)
                 say(f"throughput {form} {tool} run {r + 1}/{repeat}")
