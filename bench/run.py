@@ -986,13 +986,12 @@ def accounting_cost(runs: int = 20000) -> float:
     return (time.process_time() - start) / runs
 
 
-def history(root: Path, deep: Path | None, results: dict) -> None:
+def history(root: Path, deep: Jar | None, results: dict) -> None:
     out: dict = {}
-    queued = Jar(root, "listing")
     if deep is not None:  # the depth section's jar: 100,000 queued jobs already
-        queued.home = deep
-        queued.env["JJ_HOME"] = str(deep)
+        queued = deep
     else:
+        queued = Jar(root, "listing")
         outdir = root / "listing-out"
         outdir.mkdir()
         prefill(queued.home / "unclaimed" / "bench", outdir, 100_000)
