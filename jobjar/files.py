@@ -160,17 +160,27 @@ def read_regular(path: str | os.PathLike, limit: int) -> bytes | None:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
+    return read_fd(fd, limit)
+
+
+def read_fd(fd: int, limit: int) -> bytes | None:
+    """``read_regular`` of a file already open (without following a link); closes ``fd``.
+
+    ``None`` unless it is a regular file of at most ``limit`` bytes (it is
+    read to its end, in case it grew since its ``fstat``).
+    """
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
             return None
         chunks, size = [], 0
         while size <= limit:  # (it may have grown since the fstat: read until the end)
-            chunk = os.read(fd, max(info.st_size + 4096 - size, 4096))
-            if not chunk:
-                break
+            want = max(info.st_size + 4096 - size, 4096)
+            chunk = os.read(fd, want)
             chunks.append(chunk)
             size += len(chunk)
+            if len(chunk) < want:  # a short read of a regular file: its end
+                break
     except OSError:
         return None
     finally:

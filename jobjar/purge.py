@@ -182,23 +182,7 @@ def _read(fd: int | None, name: str, limit: int, owned: bool = False) -> bytes |
         return None
     except OSError:
         return None
-    try:
-        info = os.fstat(handle)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            return None
-        chunks, size = [], 0
-        while size <= limit:  # (it may have grown since the fstat: read until the end)
-            want = max(info.st_size + 4096 - size, 4096)
-            chunk = os.read(handle, want)
-            chunks.append(chunk)
-            size += len(chunk)
-            if len(chunk) < want:  # a short read of a regular file: its end
-                break
-    except OSError:
-        return None
-    finally:
-        os.close(handle)
-    return None if size > limit else b"".join(chunks)
+    return files.read_fd(handle, limit)
 
 
 def _status(dirs: _Dirs, name: str, owned: bool = False) -> str | None:
