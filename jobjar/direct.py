@@ -30,8 +30,10 @@ import os
 import re
 import stat
 
-#: A word the shell passes through unchanged.
-_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]+\Z")
+#: The characters of a word the shell passes through unchanged, and of a first
+#: word (no ``=``: that would be an assignment); one list for both patterns below.
+_CHARS, _FIRST_CHARS = "A-Za-z0-9_@%+=:,./-", "A-Za-z0-9_@%+:,./-"
+_PLAIN = re.compile(f"[{_CHARS}]+\\Z")  # a plain word
 #: Separators between words on the command line (never a newline).
 _BLANKS = re.compile(r"[ \t]+")
 
@@ -68,8 +70,8 @@ def script_line(command: str) -> str:
 
 
 #: ``exec`` and a simple command's words, as ``script_line`` writes them (bytes).
-_EXEC_LINE = re.compile(rb"exec[ \t]+([A-Za-z0-9_@%+:,./][A-Za-z0-9_@%+:,./-]*)"
-                        rb"((?:[ \t]+[A-Za-z0-9_@%+=:,./-]+)*)[ \t]*\Z")
+_EXEC_LINE = re.compile(f"exec[ \t]+([{_FIRST_CHARS[:-1]}][{_FIRST_CHARS}]*)"
+                        f"((?:[ \t]+[{_CHARS}]+)*)[ \t]*\\Z".encode())
 
 
 def as_typed(line: bytes) -> bytes:
