@@ -18,10 +18,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-from pathlib import Path
 
 from .errors import ConfigError, JobJarError
 from .naming import check_word, default_node
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SECTION = "[Job Jar]"
 
@@ -66,12 +69,12 @@ class Config:
     several milliseconds of start-up.
     """
 
-    __slots__ = ("home", "worker_home", "pause_time", "max_workers", "categories", "node",
+    __slots__ = ("root", "worker_root", "pause_time", "max_workers", "categories", "node",
                  "max_recoveries", "kill_grace", "heartbeat", "allow_root", "sources",
                  "max_load", "min_free_memory", "project",
-                 "fair_share", "user_limit", "python")
-    home: Path
-    worker_home: Path
+                 "fair_share", "user_limit", "_python")
+    root: str  # JJ_HOME as a string (``home`` is the same as a Path, made when asked)
+    worker_root: str
     pause_time: float
     max_workers: int
     categories: tuple[str, ...]
@@ -86,7 +89,7 @@ class Config:
     project: str | None  # JJ_PROJECT: ``home`` is then ``<the jar>/projects/NAME``
     fair_share: bool  # JJ_FAIR_SHARE: among equal priorities, the user running fewest first
     user_limit: int  # JJ_USER_LIMIT: jobs one user runs at once across the jar (0: no cap)
-    python: Path | None  # JJ_PYTHON: this node's interpreter for Python calls (jobjar.Executor)
+    _python: str | None  # JJ_PYTHON: this node's interpreter for Python calls (jobjar.Executor)
 
     def __init__(self, home: Path, worker_home: Path, pause_time: float, max_workers: int,
                  categories: tuple[str, ...], node: str, max_recoveries: int,
@@ -95,6 +98,10 @@ class Config:
                  min_free_memory: int | None = None, project: str | None = None,
                  fair_share: bool = False, user_limit: int = 0,
                  python: Path | None = None) -> None:
+        from .layout import tidy
+
+        home, worker_home = tidy(home), tidy(worker_home)
+        python = None if python is None else tidy(python)
         values = (home, worker_home, pause_time, max_workers, categories, node,
                   max_recoveries, kill_grace, heartbeat, allow_root, sources, max_load,
                   min_free_memory, project, fair_share, user_limit, python)
@@ -103,6 +110,31 @@ class Config:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"cannot assign to field {name!r}: Config is immutable")
+
+    @property
+    def home(self) -> Path:
+        """``JJ_HOME``: the jar (``root`` as a Path).
+
+        The paths are kept as strings and made Paths when asked: the plain
+        ``submit_job CMD`` never asks, and never imports ``pathlib``.
+        """
+        from pathlib import Path
+
+        return Path(self.root)
+
+    @property
+    def worker_home(self) -> Path:
+        """``JJ_WORKER_HOME``: where the workers' directories are."""
+        from pathlib import Path
+
+        return Path(self.worker_root)
+
+    @property
+    def python(self) -> Path | None:
+        """``JJ_PYTHON``: this node's interpreter for Python calls (``None``: the worker's)."""
+        from pathlib import Path
+
+        return None if self._python is None else Path(self._python)
 
     def _values(self) -> tuple:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -116,35 +148,35 @@ class Config:
         return hash(self._values())
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        fields = ", ".join(f"{n.lstrip('_')}={getattr(self, n)!r}" for n in self.__slots__)
         return f"Config({fields})"
 
 
-def install_dir() -> Path:
+def install_dir() -> str:
     """The installation directory whose ``config.ini`` is the global file."""
-    from .layout import checkout
+    from .layout import checkout_dir
 
-    return checkout() or Path(sys.prefix) / "etc" / "jobjar"
+    return checkout_dir() or os.path.join(sys.prefix, "etc", "jobjar")
 
 
-def default_home() -> Path:
+def default_home() -> str:
     """Where the jar lives when nothing says otherwise: ``~/jobjar``.
 
     Never inside the installed package, which may be read-only or replaced
     by an upgrade.
     """
-    return Path(os.path.expanduser("~")) / "jobjar"
+    return os.path.join(os.path.expanduser("~"), "jobjar")
 
 
-def personal_file() -> Path:
+def personal_file() -> str:
     """``$JJ_CONFIG_FILE`` if set, else ``~/.jobjar/config.ini``."""
     env = os.environ.get("JJ_CONFIG_FILE")
     if env:
-        path = Path(os.path.expanduser(env))
-        if not path.is_absolute():
+        path = os.path.expanduser(env)
+        if not os.path.isabs(path):
             raise ConfigError(f"JJ_CONFIG_FILE must be an absolute path, not {env!r}")
         return path
-    return Path(os.path.expanduser("~")) / ".jobjar" / "config.ini"
+    return os.path.join(os.path.expanduser("~"), ".jobjar", "config.ini")
 
 
 def text_of(data: bytes, path: object, error: type[Exception]) -> str:
@@ -161,14 +193,15 @@ def text_of(data: bytes, path: object, error: type[Exception]) -> str:
     return text
 
 
-def parse_ini(path: Path) -> dict[str, str]:
+def parse_ini(path: str | os.PathLike) -> dict[str, str]:
     """Read one Job Jar INI file into raw ``name -> value`` strings.
 
     A missing file is empty; an unreadable or malformed one is an error that
     names the file and the line.
     """
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            data = file.read()
     except FileNotFoundError:
         return {}
     except OSError as exc:
@@ -206,8 +239,8 @@ def convert(name: str, value: object) -> object:
     text = str(value).strip() if not isinstance(value, (list, tuple)) else value
     try:
         if kind == "path":
-            path = Path(os.path.expanduser(str(text)))
-            if not str(text) or not path.is_absolute():
+            path = os.path.expanduser(str(text))
+            if not str(text) or not os.path.isabs(path):
                 raise ValueError("must be an absolute path")
             return path
         if kind == "seconds":
@@ -300,7 +333,7 @@ def load() -> Config:
         return _cache[1]
     values: dict[str, object] = {}
     sources = []
-    for path in (install_dir() / "config.ini", personal_file()):
+    for path in (os.path.join(install_dir(), "config.ini"), personal_file()):
         found = parse_ini(path)
         if found:
             sources.append(str(path))
@@ -315,14 +348,15 @@ def load() -> Config:
             values[name] = convert(name, os.environ[name])
     values.update({name: convert(name, v) for name, v in _overrides.items()})
     home = values.get("JJ_HOME") or default_home()
-    worker_home = values.get("JJ_WORKER_HOME") or home / "workers"
+    worker_home = values.get("JJ_WORKER_HOME") or os.path.join(home, "workers")
     project = values.get("JJ_PROJECT")
     if project:  # a jar of its own inside the jar the settings select (layout.project_home)
         from .layout import project_home
 
         explicit = values.get("JJ_WORKER_HOME")
         home = project_home(home, project)
-        worker_home = project_home(explicit, project) if explicit else home / "workers"
+        worker_home = project_home(explicit, project) if explicit else os.path.join(home,
+                                                                                    "workers")
     config = Config(
         home=home,
         worker_home=worker_home,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 #: Flags of a file created anew, never through an existing name.
 CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
@@ -112,7 +111,7 @@ def rename_into(src: str | os.PathLike, dst: str | os.PathLike) -> None:
     except FileNotFoundError:
         if not os.path.lexists(src):
             raise
-        make_dir(Path(dst).parent)
+        make_dir(os.path.dirname(os.fspath(dst)) or ".")
         os.rename(src, dst)
 
 
@@ -126,6 +125,8 @@ def make_dir(path: str | os.PathLike) -> None:
     directory is left alone; something else at ``path`` raises
     ``FileExistsError``.
     """
+    from pathlib import Path  # (not at the top: the plain submit_job never gets here)
+
     path = Path(path)
     if is_real_dir(path):
         return

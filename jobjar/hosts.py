@@ -71,7 +71,7 @@ def default_file() -> Path:
     """``hosts.ini`` beside the personal configuration file (``~/.jobjar/hosts.ini``)."""
     from .config import personal_file
 
-    return personal_file().parent / "hosts.ini"
+    return Path(personal_file()).parent / "hosts.ini"
 
 
 def load(path: str | os.PathLike | None = None) -> list[Host]:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 from .states import DIRECTORIES
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (2 ms a command)
 if TYPE_CHECKING:  # config imports layout (the install location): no import cycle at run time
+    from pathlib import Path
+
     from .config import Config
 
 #: Directories under ``$JJ_HOME``: one per job state kept as a directory
@@ -75,24 +76,56 @@ CALLS = "calls"
 CALL_FILE, FUNCTION_FILE, RESULT_FILE = ".call", ".fn", ".result"
 
 
-class Jar:
-    """Paths of one jar: ``home`` holds the jobs, ``worker_home`` the workers."""
+def tidy(path: str | os.PathLike) -> str:
+    """A path as ``pathlib`` would print it: no empty or ``.`` parts, no trailing slash.
 
-    def __init__(self, home: Path, worker_home: Path | None = None) -> None:
-        self.home = Path(home)
-        self.worker_home = Path(worker_home) if worker_home else self.home / "workers"
+    ``..`` is kept (behind a link it is not the parent): only the spelling
+    changes, never which file is meant.
+    """
+    text = os.fspath(path)
+    parts = [part for part in text.split("/") if part not in ("", ".")]
+    return ("/" if text.startswith("/") else "") + "/".join(parts) or "."
+
+
+class Jar:
+    """Paths of one jar: ``home`` holds the jobs, ``worker_home`` the workers.
+
+    ``root`` and ``worker_root`` are the same two directories as strings,
+    and every ``pathlib.Path`` here (``home``, ``worker_home``, ``limbo``,
+    ...) is made on first use: the plain ``submit_job CMD`` needs strings
+    only (``state_path``), and importing ``pathlib`` (with ``re``, ``enum``,
+    ``urllib.parse`` and ``ipaddress`` behind it) was a fifth of that
+    command's time beyond the interpreter's own start.
+    """
+
+    def __init__(self, home: str | os.PathLike, worker_home: str | os.PathLike | None = None
+                 ) -> None:
+        self.root = tidy(home)
+        self.worker_root = tidy(worker_home) if worker_home else self.root + "/workers"
 
     def __getattr__(self, name: str) -> Path:
-        """``jar.limbo``, ``jar.unclaimed``, ...: made on first use, then kept.
+        """``jar.home``, ``jar.limbo``, ``jar.unclaimed``, ...: made on first use, then kept."""
+        if name == "home" or name == "worker_home" or name in STATE_DIRS:
+            from pathlib import Path
 
-        Lazily, because a submission touches two of the nine, and building
-        all of them was a quarter of ``jobjar.submit_job``'s time.
-        """
-        if name in STATE_DIRS:
-            path = self.home / name
+            root = self.__dict__.get("worker_root" if name == "worker_home" else "root")
+            if root is None:  # (being unpickled: nothing set yet)
+                raise AttributeError(name)
+            path = Path(root) if name in ("home", "worker_home") else Path(root, name)
             setattr(self, name, path)
             return path
         raise AttributeError(name)
+
+    home: Path
+    worker_home: Path
+
+    def state_path(self, state: str, category: str | None = None, name: str | None = None
+                   ) -> str:
+        """``STATE[/CATEGORY][/NAME]`` under ``root``, as a string (no ``pathlib``)."""
+        path = f"{self.root}/{state}"
+        if category:
+            path += "/" + category
+        return path + "/" + name if name else path
 
     limbo: Path
     unclaimed: Path
@@ -112,7 +145,7 @@ class Jar:
             from .config import load
 
             config = load()
-        return cls(config.home, config.worker_home)
+        return cls(config.root, config.worker_root)
 
     def ensure(self) -> None:
         """Create the jar's directories if they are missing (idempotent).
@@ -196,6 +229,8 @@ class Jar:
 
         Includes ``output/.spare.W.out``/``.err`` of workers of an older version.
         """
+        from pathlib import Path
+
         mine, old = f".{worker}.", f".spare.{worker}."
         found = []
         try:
@@ -276,6 +311,8 @@ def project_home(base: Path, name: str) -> Path:
     ``projects/NAME``: it is refused, never followed, or a project's jobs
     would go to (and its workers take jobs from) a jar of their choosing.
     """
+    from pathlib import Path
+
     from .errors import ConfigError
 
     home = Path(base) / PROJECTS / name
@@ -294,9 +331,10 @@ def project_home(base: Path, name: str) -> Path:
 
 def projects(base: Path) -> list[str]:
     """The projects of the jar ``base``: the real directories of ``projects/``."""
-    if not os.path.isdir(Path(base) / PROJECTS) or os.path.islink(Path(base) / PROJECTS):
+    where = os.path.join(base, PROJECTS)
+    if not os.path.isdir(where) or os.path.islink(where):
         return []
-    return subdirs(Path(base) / PROJECTS)
+    return subdirs(where)
 
 
 def subdirs(path: Path | str) -> list[str]:
@@ -317,6 +355,8 @@ def jobs_in(directory: Path | str) -> list[tuple[str | None, Path]]:
     categories, dot-names are never jobs.  A directory that cannot be listed
     (gone, or made unreadable by someone) contributes nothing.
     """
+    from pathlib import Path
+
     found: list[tuple[str | None, Path]] = []
     try:
         with os.scandir(directory) as entries:
@@ -362,8 +402,18 @@ def checkout() -> Path | None:
     ``config.ini`` and the ``PYTHONPATH`` given to workers and jobs are
     found from here.
     """
-    top = Path(__file__).resolve().parent.parent
-    return top if (top / "bin" / "jobjar").exists() else None
+    top = checkout_dir()
+    if top is None:
+        return None
+    from pathlib import Path
+
+    return Path(top)
+
+
+def checkout_dir() -> str | None:
+    """``checkout()`` as a string (what ``config.load`` needs, without ``pathlib``)."""
+    top = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    return top if os.path.exists(os.path.join(top, "bin", "jobjar")) else None
 
 
 def held_job(worker_dir: Path) -> tuple[str | None, Path] | None:

@@ -11,7 +11,6 @@ import errno
 import os
 import stat
 from collections.abc import Callable
-from pathlib import Path
 
 from . import direct, faults, files
 from . import directives as jjdir
@@ -19,6 +18,11 @@ from .config import Config, load
 from .errors import JobJarError, SubmitError
 from .layout import STATE_DIRS, Jar
 from .naming import check_category, check_priority, unique_name
+from .states import LIMBO, UNCLAIMED, WAITING
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:  # (no pathlib at run time: see ``write_job``)
+    from pathlib import Path
 
 #: Names of the per-job keyword options shared by every submission function
 #: (every ``#JJ`` option but the ones ``--array`` sets).
@@ -204,6 +208,8 @@ def write_job(content: bytes, priority: int = 0, id: str | None = None,
               attach: Callable[[Jar, str], Path] | None = None) -> str:
     """Write ``content`` as a new job and submit it; return its name.
 
+    Its paths are strings (``Jar.state_path``), not ``pathlib`` objects:
+    the plain ``submit_job CMD`` process imports nothing it does not use.
     A job with dependencies (``waits``; by default, whether ``opts`` has
     any) goes to ``waiting/`` instead of the unclaimed jar.  ``attach``
     writes a file the job needs (an INI copy) before the job is written,
@@ -219,14 +225,14 @@ def write_job(content: bytes, priority: int = 0, id: str | None = None,
                           "use a shorter identifier")
     if waits is None:
         waits = bool(opts and opts.dependencies)
-    target_dir = jar.waiting_dir(category) if waits else jar.queue_dir(category)
-    limbo_path = jar.limbo / name
+    target_dir = jar.state_path(WAITING if waits else UNCLAIMED, category)
+    limbo_path = jar.state_path(LIMBO, None, name)
     companion = _attach(attach, jar, name) if attach else None
     try:
         _write_limbo(jar, limbo_path, content)
         faults.hit("submit-after-limbo")
         try:
-            files.rename_into(limbo_path, target_dir / name)  # a new category: its parent's mode
+            files.rename_into(limbo_path, f"{target_dir}/{name}")  # a new category: parent's mode
         except OSError as exc:
             _discard(limbo_path)
             raise SubmitError(f"cannot submit into {target_dir}: {exc.strerror}") from None
@@ -246,7 +252,7 @@ def _attach(attach: Callable[[Jar, str], Path], jar: Jar, name: str) -> Path:
         raise SubmitError(f"cannot write the job's INI copy in {jar.home}: {reason}") from None
 
 
-def _write_limbo(jar: Jar, path: Path, content: bytes) -> None:
+def _write_limbo(jar: Jar, path: str, content: bytes) -> None:
     for attempt in (1, 2):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o777)
@@ -283,7 +289,7 @@ def _ensure(jar: Jar) -> None:
         raise SubmitError(f"cannot create the jar at {jar.home}: {exc.strerror}") from None
 
 
-def _discard(path: Path) -> None:
+def _discard(path: str | os.PathLike) -> None:
     try:
         files.unlink(path)
     except OSError:

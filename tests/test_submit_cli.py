@@ -57,7 +57,7 @@ before = set(sys.modules)  # what the interpreter's start-up (site, .pth files) 
 from jobjar.cli.submit import submit_main
 code = submit_main(sys.argv[1:])
 heavy = ("argparse", "typing", "shutil", "shlex", "signal", "locale", "gettext", "importlib",
-         "json", "datetime",
+         "json", "datetime", "pathlib", "urllib.parse", "ipaddress", "fnmatch",
          "subprocess", "socket", "secrets", "yaml", "argcomplete", "jobjar.cli.parser")
 sys.stdout.write(repr(sorted(m for m in heavy if m in set(sys.modules) - before)) + "\\n")
 sys.exit(code)
@@ -73,9 +73,31 @@ def _imports(jar, *argv: str) -> tuple[str, list[str]]:
 
 
 def test_a_plain_submission_imports_neither_argparse_nor_the_rest(jar):
+    from jobjar.layout import Jar
+
+    Jar(jar.home).ensure()  # (the first submission makes the jar: that one may use pathlib)
     name, loaded = _imports(jar, "echo", "hi")
     assert loaded == []
     assert (jar.home / "unclaimed" / name).read_text().endswith("\necho hi\n")
+
+
+def test_paths_as_strings_name_what_the_paths_name(tmp_path):
+    """``Jar.state_path`` and ``Config.root`` (no pathlib) agree with the Path attributes."""
+    from jobjar.config import Config
+    from jobjar.layout import Jar, tidy
+
+    jar = Jar(f"{tmp_path}//jar/./", None)
+    assert jar.root == str(jar.home) == str(tmp_path / "jar")
+    assert jar.worker_root == str(jar.worker_home) == str(tmp_path / "jar" / "workers")
+    assert jar.state_path("unclaimed") == str(jar.unclaimed)
+    assert jar.state_path("waiting", "GPU") == str(jar.waiting_dir("GPU"))
+    assert jar.state_path("limbo", None, "x.0") == str(jar.limbo / "x.0")
+    assert tidy("/a/../b//c/.") == "/a/../b/c" and tidy("/") == "/"
+    config = Config(home=tmp_path, worker_home=f"{tmp_path}/w/", pause_time=1, max_workers=1,
+                    categories=(), node="n", max_recoveries=1, kill_grace=1, heartbeat=1,
+                    allow_root=False, python="/usr/bin/python3")
+    assert (config.home, config.worker_home) == (tmp_path, tmp_path / "w")
+    assert str(config.python) == "/usr/bin/python3" and "python='/usr/bin/python3'" in repr(config)
 
 
 def test_with_options_the_parser_is_loaded_and_the_job_has_them(jar):
