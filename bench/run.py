@@ -22,7 +22,7 @@ temporary directory that is removed afterwards):
    higher-priority ones that must be claimed first (the claim order is
    checked against the records);
 3. submission: ``jobjar.submit_job`` in one process, one ``submit_job``
-   process per job (installed console script in a virtual environment, and
+   process per job (the installed script in a virtual environment, and
    ``bin/submit_job``), and ``submit_job --from-file`` with 10,000 lines;
 4. latency: an idle worker (default ``JJ_PAUSE_TIME``), one submitted job,
    time until the job starts (it writes a timestamp); median of 20;
@@ -621,7 +621,7 @@ VENV_NOTE = ("the virtual environment's package is installed by `pip install`, e
 
 
 def make_venv(root: Path, results: dict | None = None) -> Path | None:
-    """An installed copy of the package (console scripts) in a virtual environment.
+    """An installed copy of the package (its commands' scripts) in a virtual environment.
 
     Installed as a user installs it (``pip install``), with every module's
     ``.pyc`` made: pip compiles what it installs, and ``compileall`` makes
@@ -728,8 +728,8 @@ def submission(root: Path, api_jobs: int, proc_runs: int, lines: int, results: d
                                    "pass": [python, "-c", "pass"]}, jar.env, proc_runs)
     else:
         out["venv"] = None
-        results["notes"].append("virtual environment could not be made: installed "
-                                "console script not measured")
+        results["notes"].append("virtual environment could not be made: the "
+                                "installed script not measured")
     out["python"] = time_processes([sys.executable, "-c", "pass"], jar.env, proc_runs)
     out["python_S"] = time_processes([sys.executable, "-I", "-S", "-c", "pass"], jar.env,
                                      proc_runs)
@@ -1121,7 +1121,7 @@ def table(results: dict, args) -> list[str]:
         if sb["venv"] is not None:
             mine, floor = sb["venv"]["submit"], sb["venv"]["pass"]
             low, high = mine["spread"]
-            rows.append(f"| one `submit_job true` process (venv console script, .pyc made), "
+            rows.append(f"| one `submit_job true` process (venv's installed script, .pyc made), "
                         f"median of {mine['runs']} | {fmt_ms(mine['median'])} (10-90 %: "
                         f"{fmt_ms(low)}-{fmt_ms(high)}; CPU {fmt_ms(mine['cpu'])}) | "
                         f"{TARGETS['submit_venv']} | {verdict(mine['median'] < 0.025)} |")

@@ -16,7 +16,6 @@ tests that change the environment always see the current values.
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 from .errors import ConfigError, JobJarError
@@ -275,8 +274,8 @@ def convert(name: str, value: object) -> object:
 
 
 #: One part of a duration: a number and an optional unit (``1d12h`` has two).
-_DURATION_PART = re.compile(r"((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?)([smhd]?)",
-                            re.ASCII)
+#: (Compiled when first used: ``re`` is not imported by a plain ``submit_job``.)
+_DURATION_PART = r"((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?)([smhd]?)"
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -291,9 +290,16 @@ def duration(text: object) -> float:
     spelled = str(text).strip()
     if isinstance(text, bool) or not spelled:
         raise ValueError("is empty")
+    unit = spelled[-1] if spelled[-1] in "smhd" else ""
+    number = spelled[:len(spelled) - len(unit)]
+    if number.isascii() and number.replace(".", "", 1).isdigit():  # one part, no exponent:
+        return float(number) * _UNIT[unit]  # the usual case, without ``re``
+    import re
+
+    part_at = re.compile(_DURATION_PART, re.ASCII).match  # (re keeps it compiled)
     total, position, units = 0.0, 0, ""
     while position < len(spelled):
-        part = _DURATION_PART.match(spelled, position)
+        part = part_at(spelled, position)
         if part is None or (part.group(2) == "" and (position or part.end() < len(spelled))):
             raise ValueError("is not a duration")
         unit = part.group(2)

@@ -27,15 +27,14 @@ to ``exec`` itself).
 from __future__ import annotations
 
 import os
-import re
 import stat
 
 #: The characters of a word the shell passes through unchanged, and of a first
-#: word (no ``=``: that would be an assignment); one list for both patterns below.
-_CHARS, _FIRST_CHARS = "A-Za-z0-9_@%+=:,./-", "A-Za-z0-9_@%+:,./-"
-_PLAIN = re.compile(f"[{_CHARS}]+\\Z")  # a plain word
-#: Separators between words on the command line (never a newline).
-_BLANKS = re.compile(r"[ \t]+")
+#: word (no ``=``: that would be an assignment): the one list ``words_of`` checks
+#: with string methods and ``as_typed``'s pattern is made of.  (No ``re`` at
+#: import: the plain ``submit_job CMD`` never needs it.)
+PLAIN = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-"
+FIRST = PLAIN.replace("=", "")
 
 #: Builtins and reserved words of POSIX sh, dash and bash: a first word among
 #: these stays with the shell, since ``exec`` would look for a program.
@@ -54,8 +53,8 @@ SHEBANG = b"#!/bin/sh"
 
 def words_of(command: str) -> list[str] | None:
     """The words of a command line that is one simple command, else ``None``."""
-    words = _BLANKS.split(command.strip(" \t"))
-    if not words or not all(_PLAIN.match(word) for word in words):
+    words = [word for word in command.replace("\t", " ").split(" ") if word]  # blanks: " ", tab
+    if not words or any(word.strip(PLAIN) for word in words):  # (all plain: nothing left)
         return None
     first = words[0]
     if first in SHELL_WORDS or "=" in first or first.startswith("-"):
@@ -69,9 +68,20 @@ def script_line(command: str) -> str:
     return "exec " + " ".join(words) if words else command
 
 
-#: ``exec`` and a simple command's words, as ``script_line`` writes them (bytes).
-_EXEC_LINE = re.compile(f"exec[ \t]+([{_FIRST_CHARS[:-1]}][{_FIRST_CHARS}]*)"
-                        f"((?:[ \t]+[{_CHARS}]+)*)[ \t]*\\Z".encode())
+#: ``exec`` and a simple command's words, as ``script_line`` writes them (bytes):
+#: made from ``PLAIN`` and ``FIRST`` on first use (``_exec_line``).
+_EXEC_LINE = None
+
+
+def _exec_line():  # noqa: ANN202 - a re.Pattern, without importing re to say so
+    global _EXEC_LINE
+    import re
+
+    plain, first = (f"[{re.escape(chars)}]" for chars in (PLAIN, FIRST))
+    start = f"[{re.escape(FIRST.replace('-', ''))}]"  # (no option to exec itself)
+    _EXEC_LINE = re.compile(f"exec[ \t]+({start}{first}*)((?:[ \t]+{plain}+)*)[ \t]*\\Z"
+                            .encode())
+    return _EXEC_LINE
 
 
 def as_typed(line: bytes) -> bytes:
@@ -83,7 +93,7 @@ def as_typed(line: bytes) -> bytes:
     """
     if not line.startswith(b"exec"):
         return line
-    found = _EXEC_LINE.match(line)
+    found = (_EXEC_LINE or _exec_line()).match(line)
     if found is None or found.group(1).decode() in SHELL_WORDS:
         return line
     return found.group(1) + found.group(2)

@@ -22,11 +22,13 @@ worker does with it).
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable
 
 from .errors import JobJarError
 from .naming import MAX_NAME_BYTES
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 PREFIX = "#JJ"
 HEAD_BYTES = 16384
@@ -40,7 +42,7 @@ class DirectiveError(JobJarError):
 
 # -- checks: every value comes from someone's file or command line ------------
 
-_COUNT = re.compile(r"[0-9]{1,10}", re.ASCII)
+_DIGITS, _LOWER = "0123456789", "abcdefghijklmnopqrstuvwxyz"  # (string methods, no ``re``)
 
 
 def _flag(name: str) -> str:
@@ -51,7 +53,8 @@ def _count(name: str, value: object) -> int:
     """A non-negative integer of ASCII digits (``--5``, ``²``, ``٣`` and ``True`` are not)."""
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and _COUNT.fullmatch(value.strip()):
+    elif isinstance(value, str) and 0 < len(value.strip()) <= 10 \
+            and not value.strip().strip(_DIGITS):
         number = int(value.strip())
     else:
         number = -1
@@ -100,12 +103,12 @@ def _names(name: str, value: object) -> list[str]:
 
 
 #: A batch id: what ``submit.new_batch`` makes (8 of ``BATCH_ALPHABET``), or one typed by hand.
-_BATCH = re.compile(r"[a-z0-9]{4,32}", re.ASCII)
+_BATCH_CHARS = _LOWER + _DIGITS
 
 
 def check_batch(value: object) -> str:
     """A batch id from a file or a command line: a short lowercase word, never a path."""
-    if not isinstance(value, str) or not _BATCH.fullmatch(value):
+    if not isinstance(value, str) or not 4 <= len(value) <= 32 or value.strip(_BATCH_CHARS):
         raise DirectiveError(f"not a batch id: {value!r} (4 to 32 lowercase letters and digits)")
     return value
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable
 
 from . import direct, faults, files
 from . import directives as jjdir
@@ -22,6 +21,7 @@ from .states import LIMBO, UNCLAIMED, WAITING
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:  # (no pathlib at run time: see ``write_job``)
+    from collections.abc import Callable
     from pathlib import Path
 
 #: Names of the per-job keyword options shared by every submission function

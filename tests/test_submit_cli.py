@@ -57,7 +57,8 @@ before = set(sys.modules)  # what the interpreter's start-up (site, .pth files) 
 from jobjar.cli.submit import submit_main
 code = submit_main(sys.argv[1:])
 heavy = ("argparse", "typing", "shutil", "shlex", "signal", "locale", "gettext", "importlib",
-         "json", "datetime", "pathlib", "urllib.parse", "ipaddress", "fnmatch",
+         "json", "datetime", "pathlib", "urllib.parse", "ipaddress", "fnmatch", "re", "enum",
+         "collections", "functools",
          "subprocess", "socket", "secrets", "yaml", "argcomplete", "jobjar.cli.parser")
 sys.stdout.write(repr(sorted(m for m in heavy if m in set(sys.modules) - before)) + "\\n")
 sys.exit(code)

@@ -2,8 +2,9 @@
 
 ``COMMANDS`` maps each command to its entry point: it is THE list of
 commands.  ``bin/jobjar`` (and the links to it named after each command)
-dispatches through it, and ``setup.py`` reads it to install the same entry
-points as console scripts; ``tests/test_commands.py`` checks that those, the
+dispatches through it, and ``setup.py`` reads it to install a script per
+entry point (its own few lines, not pip's console-script wrapper, which
+imports ``re``); ``tests/test_commands.py`` checks that those, the
 links in ``bin/`` and the README's list agree with it, and runs every
 command's ``--help``.  A new command: an entry here, then what that test asks
 (a link in ``bin/``, a name in the README).
