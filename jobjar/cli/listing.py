@@ -150,8 +150,8 @@ def list_main(argv: list[str] | None = None) -> int:
         default = COLUMNS if args.json else DEFAULT_COLUMNS
         columns = check_columns(args.format, COLUMNS, default)
         rows = list_jobs(mine=args.mine, user=args.user, category=args.category,
-                         state=args.state, batch=args.batch, commands=args.json and
-                         "command" in columns)  # (a table reads them piece by piece)
+                         state=args.state, batch=args.batch,  # (read with the listing:
+                         commands="command" in columns or "batch" in columns)  # cheapest)
         if args.json:
             print_json([row.as_dict(columns) for row in rows])
         else:
