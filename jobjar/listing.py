@@ -208,6 +208,7 @@ def column_values(rows: list[Row], column: str) -> list:
     """
     if column == "command":
         read_commands(rows)
+        return list(map(attrgetter("_command"), rows))  # (all read: no property call per row)
     if column == "owner":
         uids = list(map(attrgetter("uid"), rows))
         owners = {uid: None if uid is None else owner_name(uid) for uid in set(uids)}
@@ -333,7 +334,7 @@ def _negative(name: str, priorities: dict[str, int]) -> int:
 
 
 def _read_jobs(fd: int, names: list[str], priorities: dict[str, int]) -> list[tuple]:
-    """``_scan``'s tuples of these job files of the directory open at ``fd``, each read.
+    """``_scan``'s tuples of these job files of the directory open at ``fd``, read, sorted.
 
     Per job: ``open`` (``O_NOFOLLOW | O_NONBLOCK``, and ``O_NOATIME`` while
     the kernel allows it), ``fstat`` (the owner and times the claim order
@@ -346,8 +347,9 @@ def _read_jobs(fd: int, names: list[str], priorities: dict[str, int]) -> list[tu
     regular file is closed unread; what vanished is left out.
     """
     found: list[tuple] = []
-    append = found.append
+    append, get = found.append, priorities.get
     open_, fstat, read, close, lstat = os.open, os.fstat, os.read, os.close, os.lstat
+    kind, regular, first, command_of = _TYPE, _REGULAR, _FIRST_READ, _command  # (locals: faster)
     flags = _OPEN | _NOATIME
     for name in names:
         try:
@@ -360,31 +362,31 @@ def _read_jobs(fd: int, names: list[str], priorities: dict[str, int]) -> list[tu
                     job = open_(name, flags, dir_fd=fd)
                 except OSError:
                     pass
-        command = head = None
-        if job is None:
-            try:
-                info = lstat(name, dir_fd=fd)
-            except OSError:  # gone
-                continue
-        else:
+        info = command = head = None
+        if job is not None:
             try:
                 info = fstat(job)
-                if info.st_mode & _TYPE == _REGULAR:
-                    head = read(job, _FIRST_READ)
-                    command = _command(job, head)
-                    if len(head) == _FIRST_READ:
+                if info.st_mode & kind == regular:
+                    head = read(job, first)
+                    command = command_of(job, head)
+                    if len(head) == first:
                         head = None  # (not the whole file: ``batch`` reads its own)
             except OSError:  # an I/O error: no command
                 command = head = None
             finally:
                 close(job)
+        if info is None:
+            try:
+                info = lstat(name, dir_fd=fd)
+            except OSError:  # gone
+                continue
         dot = name.rfind(".")
-        extension = name[dot:] if dot > 0 else ""
-        negative = priorities.get(extension)
+        negative = get(name[dot:] if dot > 0 else "")
         if negative is None:
             negative = _negative(name, priorities)
         append((negative, info.st_mtime_ns, name, info.st_uid, info.st_mtime, info.st_ctime,
                 command, head))
+    found.sort()  # (by each reader: the caller's sort of the halves put together is a merge)
     return found
 
 
