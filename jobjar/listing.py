@@ -7,17 +7,25 @@ state and the category are the directory, the priority is in the name
 its modification time (the time of submission: a ``rename`` keeps it).
 
 The command column is the one thing a listing cannot get without the job
-file itself.  ``read_commands`` reads it for many rows in the fewest
-system calls: per job one ``open`` relative to its directory's descriptor
+file itself.  When it (or ``batch``) is wanted, each job file the listing
+names as a regular file is read in the listing's own pass (``_read_jobs``):
+per job one ``open`` relative to its directory's descriptor
 (``O_NOFOLLOW | O_NONBLOCK``: never through a link, never blocking on a
-fifo, and only for what the listing's ``lstat`` saw as a regular file),
-one small ``read``, a ``close``, and the first command line found by one
-regular expression.  A file that cannot be read is a row whose command is
-``None``, never an error.  The command ``list_jobs`` prints its table in
-pieces of a few thousand rows, each piece's commands read just before it
-is written, so ``list_jobs | head`` opens a few thousand files, not all;
-``--format`` without ``command`` opens none; ``commands=True`` reads them
-all at once, otherwise a row reads its own when asked.
+fifo; ``O_NOATIME`` where allowed: a listing is no access), an ``fstat``
+(owner and times for the claim order, and the check that it is still a
+regular file), one small ``read``, a ``close``, and the first command line
+found by one regular expression.  That is one system call fewer than an
+``lstat`` pass then a reading pass, and over NFS the open brings the
+attributes, so the separate GETATTR goes too.  From ``FORK_AT`` files in
+one directory (and more than one CPU) a forked child reads half of them
+(``_shared_read``; threads cannot help: the GIL changes hands at every
+system call).  A file that cannot be read is a row whose command is
+``None``, never an error.  The price: ``list_jobs | head`` with the
+default columns reads every job file, not the first few thousand, because
+a whole listing read this way costs less than the lazy one did.
+``--format`` without ``command`` and ``batch`` opens no file (the
+``lstat`` pass only); the API's rows read their command when asked unless
+``commands=True`` (``read_commands``).
 
 Running jobs are found where they are, in each worker's ``job/`` directory
 (one listing per worker), not from the links in ``claimed/``: a worker
@@ -394,6 +402,9 @@ def _read_jobs(fd: int, names: list[str], priorities: dict[str, int]) -> list[tu
 #: (if there is more than one CPU): the reading is system calls, the two halves run at
 #: once.  (Threads do not help: the GIL changes hands at every system call of a few µs.)
 FORK_AT = 20_000
+#: The parent's share of them, in percent: a little more than half, since the child
+#: starts later (the fork) and ends later (writing its rows for the parent to read).
+SHARE = 52
 
 
 def _cpus() -> int:
@@ -427,7 +438,7 @@ def _shared_read(fd: int, names: list[str], priorities: dict[str, int]) -> list[
     """
     if len(names) < FORK_AT or not _may_fork():
         return _read_jobs(fd, names, priorities)
-    half = len(names) // 2
+    half = len(names) * SHARE // 100
     mine, theirs = names[:half], names[half:]
     try:
         out = os.memfd_create("jobjar-list_jobs", os.MFD_CLOEXEC)
@@ -492,8 +503,8 @@ def read_commands(rows: list[Row]) -> None:
     Only what the listing's ``lstat`` saw as a regular file is opened, with
     ``O_NOFOLLOW | O_NONBLOCK``: a link swapped in meanwhile is not
     followed, a fifo not waited on.  A file that cannot be read has the
-    command ``None``.  ``list_jobs`` prints in pieces, each read just
-    before it is written, so ``list_jobs | head`` reads a few files only.
+    command ``None``.  Rows the listing read already (``commands=True``)
+    are skipped: this reads what was left, or a row asked for alone.
     """
     open_, read, close = os.open, os.read, os.close
     directory, fd = None, None

@@ -79,7 +79,7 @@ def print_table(columns: tuple[str, ...], rows: Iterable, values) -> None:
     ``values(rows, column)`` gives a column's values, in the rows' order.
     The free-text columns (``command``, ``batch``: read from job files) are
     not padded, and are asked for piece by piece, each piece just before it
-    is written: ``list_jobs | head`` stops after the first.  Every cell is
+    is written (``list_jobs`` has them read already: one pass is cheapest).  Every cell is
     printable (``naming.printable``: names and commands are anybody's text,
     no escape sequence reaches the terminal).  Built column by column and
     written in large pieces: 100,000 rows in a fraction of a second.
