@@ -231,3 +231,18 @@ def test_a_colleagues_jobs_are_read_without_noatime_and_unreadable_ones_listed(t
     finally:
         os.close(read)
         os.close(write)
+
+
+def test_a_column_of_one_value_is_padded_as_any_other(jar):
+    """The table makes a column holding one value (the usual state, owner, worker) once:
+    its cells still line up under their heading, and stay printable."""
+    for i in range(3):
+        jar.submit_by_hand(f"j{i}.0", f"#!/bin/sh\necho {i}\n", category="a-long-category\x1b")
+    lines = jar.run("list_jobs", "--format", "state,category,worker,name,command",
+                    check=True).stdout.splitlines()
+    assert lines[0].split() == ["STATE", "CATEGORY", "WORKER", "NAME", "COMMAND"]
+    at = lines[0].index("NAME")
+    assert lines[0].index("WORKER") == len("unclaimed  a-long-category\\x1b  ")
+    for i, line in enumerate(lines[1:]):
+        assert line == f"unclaimed  a-long-category\\x1b  -       j{i}.0  echo {i}"
+        assert line.index(f"j{i}.0") == at

@@ -91,10 +91,13 @@ def print_table(columns: tuple[str, ...], rows: Iterable, values) -> None:
         if column in UNPADDED:
             headings.append(column.upper())
             continue
-        texts = _printable(_column(column, values(rows, column)))
+        texts = _column(column, values(rows, column))
+        one = len(texts) > 1 and len(set(texts)) == 1  # (one state, owner...: done once)
+        texts = _printable(texts[:1]) * len(texts) if one else _printable(texts)
         if column != columns[-1]:  # (the last: nothing to align after it)
-            width = max(len(column), max(map(len, texts), default=0))
-            texts = list(map(str.ljust, texts, repeat(width)))
+            width = max(len(column), max(map(len, texts[:1] if one else texts), default=0))
+            texts = [texts[0].ljust(width)] * len(texts) if one else \
+                list(map(str.ljust, texts, repeat(width)))
             headings.append(column.upper().ljust(width))
         else:
             headings.append(column.upper())
