@@ -459,7 +459,7 @@ def _shared_read(fd: int, names: list[str], priorities: dict[str, int]) -> list[
             os.kill(pid, signal.SIGKILL)
             raise
         finally:
-            status = os.waitpid(pid, 0)[1]
+            status = _wait(pid)
         return found + (_child_rows(out, status, len(theirs))
                         or _read_jobs(fd, theirs, priorities))
     finally:
@@ -481,9 +481,18 @@ def _child(fd: int, names: list[str], priorities: dict[str, int], out: int) -> N
         os._exit(status)
 
 
-def _child_rows(out: int, status: int, expected: int) -> list[tuple] | None:
+def _wait(pid: int) -> int | None:
+    """The child's wait status, once it has ended; ``None`` if the system reaped it for us
+    (a program that ignores ``SIGCHLD``): how it ended is then unknown."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return None
+
+
+def _child_rows(out: int, status: int | None, expected: int) -> list[tuple] | None:
     """What a child that exited with 0 wrote for its ``expected`` names; ``None``: read again."""
-    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+    if status is None or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
         return None
     try:
         data = os.pread(out, os.fstat(out).st_size, 0)

@@ -246,3 +246,21 @@ def test_a_column_of_one_value_is_padded_as_any_other(jar):
     for i, line in enumerate(lines[1:]):
         assert line == f"unclaimed  a-long-category\\x1b  -       j{i}.0  echo {i}"
         assert line.index(f"j{i}.0") == at
+
+
+def test_a_program_that_ignores_sigchld_still_gets_every_row(jar, forked):
+    """With ``SIGCHLD`` ignored the system reaps the child itself and ``waitpid`` finds
+    none: its share is read again, not lost, and nothing fails."""
+    from jobjar import listing
+    from jobjar.listing import list_jobs
+
+    fill(jar)
+    before = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        shared = snapshot(list_jobs(commands=True))
+    finally:
+        signal.signal(signal.SIGCHLD, before)
+    assert reaped(forked)
+    listing.FORK_AT = 10**9  # (the fixture puts it back)
+    assert shared == snapshot(list_jobs(commands=True))
+    assert len(shared) == MANY + len(ODD_HEADS) + 2
