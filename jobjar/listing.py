@@ -456,7 +456,10 @@ def _shared_read(fd: int, names: list[str], priorities: dict[str, int]) -> list[
         except BaseException:
             import signal
 
-            os.kill(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # (already ended and reaped: SIGCHLD ignored)
+                pass
             raise
         finally:
             status = _wait(pid)
