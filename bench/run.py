@@ -38,7 +38,9 @@ temporary directory that is removed afterwards):
    of the same calls (both timed from the executor's creation to the last
    result), and ``Executor().submit(f).result()`` on an idle jar (median).
 8. history: ``list_jobs`` with 100,000 queued jobs (default columns, which
-   read every job file for its command, and without the command);
+   read every job file for its command, and without the command), run as
+   the virtual environment's console script (as installed: not through
+   this machine's interpreter shims) beside that venv's ``python3 -c pass``;
    ``system_status`` with 100 and with 100,000 finished jobs; ``purge_jobs``
    of 100,000 finished jobs; the CPU a worker spends per job on accounting
    (``records.command_line``, ``execute.Usage``, the extra record fields),
@@ -997,8 +999,14 @@ def history(root: Path, deep: Jar | None, results: dict) -> None:
         prefill(queued.home / "unclaimed" / "bench", outdir, 100_000)
     out["queued"] = count(queued.home / "unclaimed" / "bench")
     say(f"list_jobs with {out['queued']:,} queued jobs")
-    out["list"] = timed([str(BIN / "list_jobs")], queued.env, label="list")
-    out["list_nocmd"] = timed([str(BIN / "list_jobs"), "--format",
+    script = make_venv(root, results)  # installed as users have it (not this machine's
+    command = str(script.parent / "list_jobs") if script else str(BIN / "list_jobs")  # shims)
+    out["list_via"] = "venv" if script else "checkout"
+    if script:
+        out["list_pass"] = timed([str(script.parent / "python3"), "-c", "pass"], queued.env,
+                                 label="list_pass")
+    out["list"] = timed([command], queued.env, label="list")
+    out["list_nocmd"] = timed([command, "--format",
                                "state,name,category,priority,owner,worker,age"], queued.env,
                               label="list_nocmd")
     small = finished_jar(root, "finished-100", 100, 2 * 86400)
@@ -1201,12 +1209,16 @@ def history_rows(hs: dict, results: dict) -> list[str]:
         return f"{value:.3f} s" + (f" (CPU {cpu[label]:.3f} s)" if label in cpu else "")
 
     rows = []
+    via = " (venv console script)" if hs.get("list_via") == "venv" else ""
     for key, label in (("list", "default columns (reads each job file's command)"),
                        ("list_nocmd", "without the command column")):
         value = hs[key]
-        rows.append(f"| list_jobs, {hs['queued']:,} queued, {label}, median of 3 | "
+        rows.append(f"| list_jobs{via}, {hs['queued']:,} queued, {label}, median of 3 | "
                     f"{secs(value, key)} | {TARGETS['list_jobs']} | "
                     f"{verdict(None if value is None else value < 1)} |")
+    if hs.get("list_pass") is not None:
+        rows.append(f"| (beside it: the venv's `python3 -c pass`, median of 3) | "
+                    f"{secs(hs['list_pass'], 'list_pass')} | - | - |")
     small, big = hs["status_small"], hs["status_big"]
     ok = None if small is None or big is None else big < 0.5 and big <= 1.5 * small
     ratio = f" = {big / small:.2f} x" if small and big else ""

@@ -7,17 +7,25 @@ state and the category are the directory, the priority is in the name
 its modification time (the time of submission: a ``rename`` keeps it).
 
 The command column is the one thing a listing cannot get without the job
-file itself.  ``read_commands`` reads it for many rows in the fewest
-system calls: per job one ``open`` relative to its directory's descriptor
+file itself.  When it (or ``batch``) is wanted, each job file the listing
+names as a regular file is read in the listing's own pass (``_read_jobs``):
+per job one ``open`` relative to its directory's descriptor
 (``O_NOFOLLOW | O_NONBLOCK``: never through a link, never blocking on a
-fifo, and only for what the listing's ``lstat`` saw as a regular file),
-one small ``read``, a ``close``, and the first command line found by one
-regular expression.  A file that cannot be read is a row whose command is
-``None``, never an error.  The command ``list_jobs`` prints its table in
-pieces of a few thousand rows, each piece's commands read just before it
-is written, so ``list_jobs | head`` opens a few thousand files, not all;
-``--format`` without ``command`` opens none; ``commands=True`` reads them
-all at once, otherwise a row reads its own when asked.
+fifo; ``O_NOATIME`` where allowed: a listing is no access), an ``fstat``
+(owner and times for the claim order, and the check that it is still a
+regular file), one small ``read``, a ``close``, and the first command line
+found by one regular expression.  That is one system call fewer than an
+``lstat`` pass then a reading pass, and over NFS the open brings the
+attributes, so the separate GETATTR goes too.  From ``FORK_AT`` files in
+one directory (and more than one CPU) a forked child reads half of them
+(``_shared_read``; threads cannot help: the GIL changes hands at every
+system call).  A file that cannot be read is a row whose command is
+``None``, never an error.  The price: ``list_jobs | head`` with the
+default columns reads every job file, not the first few thousand, because
+a whole listing read this way costs less than the lazy one did.
+``--format`` without ``command`` and ``batch`` opens no file (the
+``lstat`` pass only); the API's rows read their command when asked unless
+``commands=True`` (``read_commands``).
 
 Running jobs are found where they are, in each worker's ``job/`` directory
 (one listing per worker), not from the links in ``claimed/``: a worker
@@ -35,9 +43,12 @@ first.
 
 from __future__ import annotations
 
+import errno
 import gc
+import marshal
 import os
 import re
+import sys
 import time
 from collections.abc import Iterable
 from operator import attrgetter
@@ -65,6 +76,9 @@ _BATCH = re.compile(rb"^#JJ[ \t]+--batch(?:[ \t]+|=)(\S+)[ \t]*$", re.MULTILINE)
 
 #: How a job file is opened to read its head: never through a link, never blocking.
 _OPEN = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+#: ... and, where the kernel lets us (our own files, or as root), without marking it read:
+#: the first read of a freshly written file would otherwise write its inode back (atime).
+_NOATIME = getattr(os, "O_NOATIME", 0)
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 #: The first read of a head: a job's command is almost always in its first lines.
 _FIRST_READ = 2048
@@ -106,6 +120,21 @@ def _read_command(fd: int, head: bytes) -> str | None:
     return _head_command(head)
 
 
+def _command(fd: int, head: bytes, search=_COMMAND.search) -> str | None:
+    """The command of the job open at ``fd`` whose first read gave ``head``.
+
+    The usual job (its command in that read, short, plain text) costs one
+    regular expression and a few checks; anything else goes the long way
+    (``_read_command``).  ``OSError`` if a further read fails.
+    """
+    match = search(head)
+    line = match.group().strip() if match else b""
+    if match and match.end() < len(head) and len(line) < COMMAND_CHARS and line.isascii() \
+            and b"\x00" not in head and not line.startswith(b"prog="):
+        return as_typed(line).decode()
+    return _read_command(fd, head)
+
+
 class Row:
     """One job of the listing; ``command`` and ``batch`` come from its file.
 
@@ -119,13 +148,13 @@ class Row:
     def __init__(self, state: str, directory: str, name: str, category: str | None,
                  uid: int | None, since: float | None, now: float, worker: str | None = None,
                  mtime_ns: int = 0, priority: int | None = None,
-                 command: object = _NOT_READ) -> None:
+                 command: object = _NOT_READ, head: bytes | None = None) -> None:
         # (a string, not a Path: at 100,000 rows, making Paths was a third of the time)
         self.state, self.directory, self.name, self.category = state, directory, name, category
         self.uid, self.mtime_ns = uid, mtime_ns  # mtime: the claim order's "oldest first"
         self.priority = priority_of(name) if priority is None else priority
         self.since, self.now, self.worker = since, now, worker
-        self._command, self._head = command, None
+        self._command, self._head = command, head
 
     @property
     def age(self) -> float | None:
@@ -187,6 +216,7 @@ def column_values(rows: list[Row], column: str) -> list:
     """
     if column == "command":
         read_commands(rows)
+        return list(map(attrgetter("_command"), rows))  # (all read: no property call per row)
     if column == "owner":
         uids = list(map(attrgetter("uid"), rows))
         owners = {uid: None if uid is None else owner_name(uid) for uid in set(uids)}
@@ -257,18 +287,24 @@ def _open_dir(path: str, dir_fd: int | None = None) -> int | None:
         return None
 
 
-def _scan(fd: int, top: bool, priorities: dict[str, int]) -> tuple[list[tuple], list[str]]:
+def _scan(fd: int, top: bool, priorities: dict[str, int],
+          read: bool = False) -> tuple[list[tuple], list[str]]:
     """The jobs of one open directory, and (``top``) its real subdirectories, the categories.
 
-    A job is ``(-priority, mtime_ns, name, uid, mtime, ctime, command)``: its
-    claim-order key first, so that the list sorts as it is; ``command`` is
-    ``None`` for what is not a regular file (never opened: ``read_commands``).
-    ``priorities`` keeps ``-priority_of`` per extension (a few among 100,000
-    names).  One listing and the ``lstat`` it brings per job; entries that
-    vanish while we look are left out; dot-names are never jobs.
+    A job is ``(-priority, mtime_ns, name, uid, mtime, ctime, command, head)``:
+    its claim-order key first, so that the list sorts as it is.  Without
+    ``read``, each job costs the ``lstat`` the listing brings, and
+    ``command`` is ``_NOT_READ`` for a regular file (``read_commands``
+    reads it when asked), ``None`` for anything else.  With ``read``, each
+    job the listing says is a regular file is opened and read instead
+    (``_read_jobs``: the open brings what the ``lstat`` would), so that
+    ``command`` is read and ``head`` kept.  ``priorities`` keeps
+    ``-priority_of`` per extension (a few among 100,000 names).  Entries
+    that vanish while we look are left out; dot-names are never jobs.
     """
     found: list[tuple] = []
     categories: list[str] = []
+    regular: list[str] = []
     append = found.append
     with os.scandir(fd) as entries:
         for entry in entries:
@@ -280,18 +316,195 @@ def _scan(fd: int, top: bool, priorities: dict[str, int]) -> tuple[list[tuple], 
                     if top:
                         categories.append(name)
                     continue
+                if read and entry.is_file(follow_symlinks=False):
+                    regular.append(name)  # (read, and its status taken, by _read_jobs)
+                    continue
                 info = entry.stat(follow_symlinks=False)
             except OSError:  # taken while we looked
                 continue
-            dot = name.rfind(".")
-            extension = name[dot:] if dot > 0 else ""  # all priority_of looks at
-            negative = priorities.get(extension)
-            if negative is None:
-                negative = priorities[extension] = -priority_of(name)
-            append((negative, info.st_mtime_ns, name, info.st_uid, info.st_mtime, info.st_ctime,
-                    _NOT_READ if info.st_mode & _TYPE == _REGULAR else None))
+            append((_negative(name, priorities), info.st_mtime_ns, name, info.st_uid,
+                    info.st_mtime, info.st_ctime,
+                    _NOT_READ if not read and info.st_mode & _TYPE == _REGULAR else None, None))
+    if regular:
+        found += _shared_read(fd, regular, priorities)
     categories.sort()
     return found, categories
+
+
+def _negative(name: str, priorities: dict[str, int]) -> int:
+    """``-priority_of(name)``, computed once per extension (all ``priority_of`` looks at)."""
+    dot = name.rfind(".")
+    extension = name[dot:] if dot > 0 else ""
+    negative = priorities.get(extension)
+    if negative is None:
+        negative = priorities[extension] = -priority_of(name)
+    return negative
+
+
+def _read_jobs(fd: int, names: list[str], priorities: dict[str, int]) -> list[tuple]:
+    """``_scan``'s tuples of these job files of the directory open at ``fd``, read, sorted.
+
+    Per job: ``open`` (``O_NOFOLLOW | O_NONBLOCK``, and ``O_NOATIME`` while
+    the kernel allows it), ``fstat`` (the owner and times the claim order
+    needs, and that it is still a regular file), one small ``read``,
+    ``close``: one system call more than the ``lstat`` alone, one fewer
+    than ``lstat`` then ``read_commands``, and over NFS the open brings the
+    attributes, so the separate GETATTR goes too.  What cannot be opened
+    (a link put there since the listing, a colleague's file we may not
+    read) is taken with ``lstat`` and has no command; what is no longer a
+    regular file is closed unread; what vanished is left out.
+    """
+    found: list[tuple] = []
+    append, get = found.append, priorities.get
+    open_, fstat, read, close, lstat = os.open, os.fstat, os.read, os.close, os.lstat
+    kind, regular, first, command_of = _TYPE, _REGULAR, _FIRST_READ, _command  # (locals: faster)
+    flags = _OPEN | _NOATIME
+    for name in names:
+        try:
+            job = open_(name, flags, dir_fd=fd)
+        except OSError as exc:
+            job = None
+            if exc.errno == errno.EPERM and flags != _OPEN:  # O_NOATIME: not our file
+                flags = _OPEN  # (the rest without it: one refusal at most)
+                try:
+                    job = open_(name, flags, dir_fd=fd)
+                except OSError:
+                    pass
+        info = command = head = None
+        if job is not None:
+            try:
+                info = fstat(job)
+                if info.st_mode & kind == regular:
+                    head = read(job, first)
+                    command = command_of(job, head)
+                    if len(head) == first:
+                        head = None  # (not the whole file: ``batch`` reads its own)
+            except OSError:  # an I/O error: no command
+                command = head = None
+            finally:
+                close(job)
+        if info is None:
+            try:
+                info = lstat(name, dir_fd=fd)
+            except OSError:  # gone
+                continue
+        dot = name.rfind(".")
+        negative = get(name[dot:] if dot > 0 else "")
+        if negative is None:
+            negative = _negative(name, priorities)
+        append((negative, info.st_mtime_ns, name, info.st_uid, info.st_mtime, info.st_ctime,
+                command, head))
+    found.sort()  # (by each reader: the caller's sort of the halves put together is a merge)
+    return found
+
+
+#: From this many job files to read in one directory, a forked child reads half of them
+#: (if there is more than one CPU): the reading is system calls, the two halves run at
+#: once.  (Threads do not help: the GIL changes hands at every system call of a few µs.)
+FORK_AT = 20_000
+#: The parent's share of them, in percent: a little more than half, since the child
+#: starts later (the fork) and ends later (writing its rows for the parent to read).
+SHARE = 52
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _may_fork() -> bool:
+    """A child is worth it and safe: several CPUs, a memfd, and no other thread.
+
+    (A thread of a program using the API may hold a lock the child would
+    then wait on forever; such a program reads serially.)
+    """
+    threading = sys.modules.get("threading")
+    return hasattr(os, "memfd_create") and _cpus() > 1 \
+        and (threading is None or threading.active_count() == 1)
+
+
+def _shared_read(fd: int, names: list[str], priorities: dict[str, int]) -> list[tuple]:
+    """``_read_jobs`` of all the names, half of them by a forked child when there are many.
+
+    The child writes its tuples (``marshal``) into an anonymous file (not a
+    pipe: a pipe fills at 64 KiB and the child would wait for a parent busy
+    with its own half) and exits; the parent reads its half, waits for the
+    child, then reads the file.  A child that failed in any way (fork
+    refused, an exception, killed, short or garbled output) costs time
+    only: the parent reads the child's half itself.  The child is always
+    waited for; on an exception in the parent it is killed first.
+    """
+    if len(names) < FORK_AT or not _may_fork():
+        return _read_jobs(fd, names, priorities)
+    half = len(names) * SHARE // 100
+    mine, theirs = names[:half], names[half:]
+    try:
+        out = os.memfd_create("jobjar-list_jobs", os.MFD_CLOEXEC)
+    except OSError:
+        return _read_jobs(fd, names, priorities)
+    try:
+        try:
+            pid = os.fork()
+        except OSError:
+            return _read_jobs(fd, names, priorities)
+        if pid == 0:
+            _child(fd, theirs, priorities, out)  # (never returns)
+        try:
+            found = _read_jobs(fd, mine, priorities)
+        except BaseException:
+            import signal
+
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:  # (already ended and reaped: SIGCHLD ignored)
+                pass
+            raise
+        finally:
+            status = _wait(pid)
+        return found + (_child_rows(out, status, len(theirs))
+                        or _read_jobs(fd, theirs, priorities))
+    finally:
+        os.close(out)
+
+
+def _child(fd: int, names: list[str], priorities: dict[str, int], out: int) -> None:
+    """The forked child's work: its half read, written to ``out``; it exits, never returns.
+
+    ``os._exit``: nothing of the parent's (buffered output, ``atexit``) runs twice.
+    """
+    status = 1
+    try:
+        data = memoryview(marshal.dumps((len(names), _read_jobs(fd, names, priorities))))
+        while data:
+            data = data[os.write(out, data):]
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _wait(pid: int) -> int | None:
+    """The child's wait status, once it has ended; ``None`` if the system reaped it for us
+    (a program that ignores ``SIGCHLD``): how it ended is then unknown."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return None
+
+
+def _child_rows(out: int, status: int | None, expected: int) -> list[tuple] | None:
+    """What a child that exited with 0 wrote for its ``expected`` names; ``None``: read again."""
+    if status is None or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        return None
+    try:
+        data = os.pread(out, os.fstat(out).st_size, 0)
+        count, found = marshal.loads(data)
+    except (OSError, EOFError, ValueError, TypeError):  # short or garbled
+        return None
+    if count != expected or type(found) is not list or len(found) > expected:
+        return None
+    return found
 
 
 def read_commands(rows: list[Row]) -> None:
@@ -302,10 +515,10 @@ def read_commands(rows: list[Row]) -> None:
     Only what the listing's ``lstat`` saw as a regular file is opened, with
     ``O_NOFOLLOW | O_NONBLOCK``: a link swapped in meanwhile is not
     followed, a fifo not waited on.  A file that cannot be read has the
-    command ``None``.  ``list_jobs`` prints in pieces, each read just
-    before it is written, so ``list_jobs | head`` reads a few files only.
+    command ``None``.  Rows the listing read already (``commands=True``)
+    are skipped: this reads what was left, or a row asked for alone.
     """
-    open_, read, close, search = os.open, os.read, os.close, _COMMAND.search
+    open_, read, close = os.open, os.read, os.close
     directory, fd = None, None
     try:
         for row in rows:
@@ -322,18 +535,11 @@ def read_commands(rows: list[Row]) -> None:
                 except OSError:  # gone, replaced by a link, or not ours to read
                     job = None
                 if job is not None:
-                    try:  # the usual job: its command in the first read, short, plain text
+                    try:
                         head = read(job, _FIRST_READ)
                         if len(head) < _FIRST_READ:  # the whole file: ``batch`` needs no more
                             row._head = head
-                        match = search(head)
-                        line = match.group().strip() if match else b""
-                        if match and match.end() < len(head) and len(line) < COMMAND_CHARS \
-                                and line.isascii() and b"\x00" not in head \
-                                and not line.startswith(b"prog="):
-                            command = as_typed(line).decode()
-                        else:
-                            command = _read_command(job, head)
+                        command = _command(job, head)
                     except OSError:  # an I/O error, a fifo with a writer: no command
                         pass
                     finally:
@@ -344,14 +550,16 @@ def read_commands(rows: list[Row]) -> None:
             os.close(fd)
 
 
-def _queued(state: str, top: Path, now: float, only: str | None = None) -> list[Row]:
+def _queued(state: str, top: Path, now: float, only: str | None = None,
+            read: bool = False) -> list[Row]:
     """The jobs of ``STATE/`` and ``STATE/CATEGORY/``, in claim order per category.
 
-    One listing per directory (``_scan``).  Sorted per directory as plain
-    tuples (C compares them), and only then made ``Row``s.
+    One listing per directory (``_scan``; ``read``: each job file read
+    too).  Sorted per directory as plain tuples (C compares them), and only
+    then made ``Row``s.
     """
     rows: list[Row] = []
-    todo = _tree(str(top), only)
+    todo = _tree(str(top), only, read)
     for category, found in todo:
         directory = os.path.join(top, category) if category else str(top)
         if state != states.UNCLAIMED:  # waiting: oldest first, whatever the priority
@@ -359,15 +567,17 @@ def _queued(state: str, top: Path, now: float, only: str | None = None) -> list[
         else:
             found.sort()
         rows += [Row(state, directory, name, category, uid, mtime, now, None, mtime_ns,
-                     -negative, command)
-                 for negative, mtime_ns, name, uid, mtime, _ctime, command in found]
+                     -negative, command, head)
+                 for negative, mtime_ns, name, uid, mtime, _ctime, command, head in found]
     return rows
 
 
-def _tree(top: str, only: str | None = None) -> list[tuple[str | None, list]]:
+def _tree(top: str, only: str | None = None,
+          read: bool = False) -> list[tuple[str | None, list]]:
     """``(category, jobs)`` of a directory and its categories (``_scan`` each), in order.
 
-    ``only``: one category's directory (``""``: the top one), not the whole tree.
+    ``only``: one category's directory (``""``: the top one), not the whole tree;
+    ``read``: the job files read too.
     """
     todo: list[tuple[str | None, list]] = []
     priorities: dict[str, int] = {}
@@ -376,17 +586,17 @@ def _tree(top: str, only: str | None = None) -> list[tuple[str | None, list]]:
         return todo
     try:
         if only is None:
-            found, categories = _scan(base, True, priorities)
+            found, categories = _scan(base, True, priorities, read)
             todo.append((None, found))
         else:
             categories = [only] if only else []
             if not only:
-                todo.append((None, _scan(base, False, priorities)[0]))
+                todo.append((None, _scan(base, False, priorities, read)[0]))
         for category in categories:
             fd = _open_dir(category, base)
             if fd is not None:
                 try:
-                    todo.append((category, _scan(fd, False, priorities)[0]))
+                    todo.append((category, _scan(fd, False, priorities, read)[0]))
                 finally:
                     os.close(fd)
     finally:
@@ -394,7 +604,7 @@ def _tree(top: str, only: str | None = None) -> list[tuple[str | None, list]]:
     return todo
 
 
-def _running(jar: Jar, now: float) -> list[Row]:
+def _running(jar: Jar, now: float, read: bool = False) -> list[Row]:
     """Jobs held by workers: each worker's ``job/`` and ``job/CATEGORY/`` (one listing each).
 
     A job is running from the moment its worker renamed it there, before the
@@ -412,7 +622,7 @@ def _running(jar: Jar, now: float) -> list[Row]:
         except ValueError:
             continue
         held = os.path.join(jar.worker_dir(worker), WORKER_JOB)
-        todo = _tree(held)
+        todo = _tree(held, None, read)
         if not todo:  # missing or unreadable
             unlisted.add(worker)
         if not any(found for _, found in todo):
@@ -423,10 +633,10 @@ def _running(jar: Jar, now: float) -> list[Row]:
             started = None
         for category, found in todo:
             directory = os.path.join(held, category) if category else held
-            for negative, mtime_ns, name, uid, _mtime, ctime, command in found:
+            for negative, mtime_ns, name, uid, _mtime, ctime, command, head in found:
                 rows.append(Row(states.RUNNING, directory, name, category, uid,
                                 ctime if started is None else started, now, worker,
-                                mtime_ns, -negative, command))
+                                mtime_ns, -negative, command, head))
     if unlisted:
         rows += _linked(jar, now, unlisted)
     rows.sort(key=lambda r: (-(r.age or 0), r.name))
@@ -482,6 +692,7 @@ def list_jobs(mine: bool = False, user: str | None = None, category: str | None 
     if category:
         check_category(category)
     uid, jar = selection(mine, user, batch, jar)
+    read = commands or batch is not None
     now = _now(jar)
     rows: list[Row] = []
     collecting = gc.isenabled()
@@ -491,9 +702,9 @@ def list_jobs(mine: bool = False, user: str | None = None, category: str | None 
             if state is not None and each != state:
                 continue
             if each == states.RUNNING:
-                found = _running(jar, now)
+                found = _running(jar, now, read)
             else:
-                found = _queued(each, jar.state_dir(each), now, category)
+                found = _queued(each, jar.state_dir(each), now, category, read)
             rows.extend(found)
     finally:
         if collecting:
@@ -502,7 +713,7 @@ def list_jobs(mine: bool = False, user: str | None = None, category: str | None 
         rows = [r for r in rows if r.uid == uid]
     if category is not None:
         rows = [r for r in rows if (r.category or "") == category]
-    if commands or batch is not None:  # (one read of each file gives both)
+    if read:  # (the few rows not read by the listing: running jobs seen through their link)
         read_commands(rows)
     if batch is not None:
         rows = [r for r in rows if r.batch == batch]

@@ -79,7 +79,7 @@ def print_table(columns: tuple[str, ...], rows: Iterable, values) -> None:
     ``values(rows, column)`` gives a column's values, in the rows' order.
     The free-text columns (``command``, ``batch``: read from job files) are
     not padded, and are asked for piece by piece, each piece just before it
-    is written: ``list_jobs | head`` stops after the first.  Every cell is
+    is written (``list_jobs`` has them read already: one pass is cheapest).  Every cell is
     printable (``naming.printable``: names and commands are anybody's text,
     no escape sequence reaches the terminal).  Built column by column and
     written in large pieces: 100,000 rows in a fraction of a second.
@@ -91,10 +91,13 @@ def print_table(columns: tuple[str, ...], rows: Iterable, values) -> None:
         if column in UNPADDED:
             headings.append(column.upper())
             continue
-        texts = _printable(_column(column, values(rows, column)))
+        texts = _column(column, values(rows, column))
+        one = len(texts) > 1 and len(set(texts)) == 1  # (one state, owner...: done once)
+        texts = _printable(texts[:1]) * len(texts) if one else _printable(texts)
         if column != columns[-1]:  # (the last: nothing to align after it)
-            width = max(len(column), max(map(len, texts), default=0))
-            texts = list(map(str.ljust, texts, repeat(width)))
+            width = max(len(column), max(map(len, texts[:1] if one else texts), default=0))
+            texts = [texts[0].ljust(width)] * len(texts) if one else \
+                list(map(str.ljust, texts, repeat(width)))
             headings.append(column.upper().ljust(width))
         else:
             headings.append(column.upper())
@@ -150,8 +153,8 @@ def list_main(argv: list[str] | None = None) -> int:
         default = COLUMNS if args.json else DEFAULT_COLUMNS
         columns = check_columns(args.format, COLUMNS, default)
         rows = list_jobs(mine=args.mine, user=args.user, category=args.category,
-                         state=args.state, batch=args.batch, commands=args.json and
-                         "command" in columns)  # (a table reads them piece by piece)
+                         state=args.state, batch=args.batch,  # (read with the listing:
+                         commands="command" in columns or "batch" in columns)  # cheapest)
         if args.json:
             print_json([row.as_dict(columns) for row in rows])
         else:
