@@ -1209,7 +1209,7 @@ def history_rows(hs: dict, results: dict) -> list[str]:
         return f"{value:.3f} s" + (f" (CPU {cpu[label]:.3f} s)" if label in cpu else "")
 
     rows = []
-    via = " (venv console script)" if hs.get("list_via") == "venv" else ""
+    via = " (venv's installed script)" if hs.get("list_via") == "venv" else ""
     for key, label in (("list", "default columns (reads each job file's command)"),
                        ("list_nocmd", "without the command column")):
         value = hs[key]
