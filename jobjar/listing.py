@@ -86,53 +86,33 @@ _NOT_READ = object()  # a row's command before anyone asked for it
 _REGULAR, _TYPE = 0o100000, 0o170000
 
 
-def _head_command(head: bytes) -> str | None:
-    """``records.command_line`` of a head, the same answer for much less work.
+#: The first line whose first character that is not blank is not ``#``.
+_COMMAND = re.compile(rb"^[ \t\r\x0b\x0c]*[^#\s][^\n]*", re.MULTILINE)
 
-    The first line that is neither blank nor a comment is found by one
-    regular expression (C), and only a head with something unusual in it
-    (a NUL byte, the wrapper of a binary, a line too long) goes through
-    ``records.command_line`` itself.
+
+def _command(fd: int, head: bytes, search=_COMMAND.search) -> str | None:
+    """``records.command_line`` of the job open at ``fd``, whose first read gave ``head``.
+
+    The same answer for much less work: the first line that is neither
+    blank nor a comment is found by one regular expression (C).  Only when
+    that read filled up before the line ended is the rest of what a worker
+    reads (``directives.HEAD_BYTES``) read too; only a head with something
+    unusual in it (a NUL byte, the wrapper of a binary, a line too long)
+    goes through ``records.command_line`` itself.  ``OSError`` if the
+    further read fails.
     """
-    found = _COMMAND.search(head)
+    found = search(head)
+    if len(head) == _FIRST_READ and (found is None or found.end() == len(head)):
+        from .directives import HEAD_BYTES
+
+        head += os.read(fd, HEAD_BYTES - _FIRST_READ)
+        found = search(head)
     if found is None or b"\x00" in head:
         return command_line(head)
     line = found.group().strip()
     if len(line) >= COMMAND_CHARS or not line.isascii() or line.startswith(b"prog="):
         return command_line(head)
-    return line.decode()
-
-
-#: The first line whose first character that is not blank is not ``#``.
-_COMMAND = re.compile(rb"^[ \t\r\x0b\x0c]*[^#\s][^\n]*", re.MULTILINE)
-
-
-def _read_command(fd: int, head: bytes) -> str | None:
-    """The command of the job open at ``fd`` when its first read was not enough.
-
-    ``head`` is what that read gave; if it filled the read, the rest, up to
-    what a worker reads (``directives.HEAD_BYTES``), is read too.
-    """
-    from .directives import HEAD_BYTES
-
-    if len(head) == _FIRST_READ:
-        head += os.read(fd, HEAD_BYTES - _FIRST_READ)
-    return _head_command(head)
-
-
-def _command(fd: int, head: bytes, search=_COMMAND.search) -> str | None:
-    """The command of the job open at ``fd`` whose first read gave ``head``.
-
-    The usual job (its command in that read, short, plain text) costs one
-    regular expression and a few checks; anything else goes the long way
-    (``_read_command``).  ``OSError`` if a further read fails.
-    """
-    match = search(head)
-    line = match.group().strip() if match else b""
-    if match and match.end() < len(head) and len(line) < COMMAND_CHARS and line.isascii() \
-            and b"\x00" not in head and not line.startswith(b"prog="):
-        return as_typed(line).decode()
-    return _read_command(fd, head)
+    return as_typed(line).decode()
 
 
 class Row:

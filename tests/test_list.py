@@ -155,6 +155,9 @@ ODD_HEADS = {
     "empty.0": b"",
     "comments.0": b"#!/bin/sh\n# nothing to run\n",
     "noshebang.0": b"echo no shebang\n",
+    "exec.0": b"#!/bin/sh\nexec touch out/3\n",  # shown as typed, without the exec
+    "lateexec.0": b"#!/bin/sh\n" + b"#JJ --after nothing\n" * 200 + b"exec touch out/4\n",
+    "noeol.0": b"#!/bin/sh\nexec touch out/5",
 }
 
 
